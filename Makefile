@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test`.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+export HOST PORT
+
+.PHONY: run test bench install clean
+
+$(VENV)/.installed: pyproject.toml
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
+		{ echo "Python >= 3.12 is needed; .python-version names $$(cat .python-version)"; exit 1; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo
+	@echo "  Shop: http://$(HOST):$(PORT)/"
+	@echo "  Try it: buy a product, press Pay, open the cashier link (or scan the QR code) and approve."
+	@echo
+	$(PY) manage.py serve
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules db.sqlite3

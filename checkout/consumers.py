@@ -1,0 +1,62 @@
+"""The shopper's status stream: `ws/order/<biz>/`, one socket per open checkout page.
+
+Only the order's owner may subscribe. The socket joins the order's group first and then sends the
+current panel, so a result that arrived before the socket opened (or while it reconnected) is shown.
+Whatever the browser sends is ignored, never relayed. Pushes are at-most-once, so every socket is
+also on the process's watchlist (`checkout.watch`), which catches up what a push lost.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from checkout.panels import panel_render
+from checkout.push import order_group
+from checkout.selectors import order_for_owner, order_with_payment
+from checkout.shoppers import shopper_of
+from checkout.watch import watchlist
+
+
+class OrderStatusConsumer(AsyncWebsocketConsumer):
+    biz: str
+    group: str | None = None
+    last_panel: str | None = None
+    sent_status: str | None = None
+
+    async def connect(self) -> None:
+        self.biz = self.scope["url_route"]["kwargs"]["biz"]
+        if not await self._is_owner():
+            await self.close()  # before accept: the handshake is refused
+            return
+        self.group = order_group(self.biz)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_panel()
+        watchlist.add(self)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            watchlist.discard(self)
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Shoppers have nothing to say on this stream."""
+
+    async def order_changed(self, event: dict) -> None:
+        await self.send_panel()
+
+    async def send_panel(self) -> None:
+        status, html = await self._render()
+        self.sent_status = status
+        if html != self.last_panel:
+            self.last_panel = html
+            await self.send(text_data=html)
+
+    @database_sync_to_async
+    def _is_owner(self) -> bool:
+        owner = shopper_of(self.scope.get("session"))
+        return order_for_owner(biz=self.biz, owner=owner) is not None
+
+    @database_sync_to_async
+    def _render(self) -> tuple[str, str]:
+        order = order_with_payment(biz=self.biz)
+        return order.status, panel_render(order)

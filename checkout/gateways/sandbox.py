@@ -1,0 +1,165 @@
+"""The sandbox payment system, spoken to over HTTP only (contract sections 3 and 4)."""
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from checkout.gateways.base import (
+    GatewayError,
+    GatewayPayment,
+    NoticeRejected,
+    PaymentNotice,
+    PaymentRequest,
+)
+from checkout.models import PaymentStatus
+from sandbox import signature
+
+NOTICE_TYPES = {
+    "payment.succeeded": PaymentStatus.SUCCEEDED,
+    "payment.failed": PaymentStatus.FAILED,
+    "payment.closed": PaymentStatus.CLOSED,
+}
+EVENT_ID = re.compile(r"evt_[0-9a-f]{24}")
+PAYMENT_ID = re.compile(r"pay_[0-9a-f]{24}")
+BIZ = re.compile(r"[0-9a-f]{32}")
+CURRENCY = re.compile(r"[A-Z]{3}")
+
+# One connection pool per event loop: httpx clients must not be shared across loops.
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def _client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            base_url=settings.PAYMENT_GATEWAY_URL,
+            headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}"},
+            timeout=settings.PAYMENT_GATEWAY_TIMEOUT,
+        )
+        _clients[loop] = client
+    return client
+
+
+class SandboxGateway:
+    name = "sandbox"
+
+    async def start(self, request: PaymentRequest) -> GatewayPayment:
+        body = {
+            "out_trade_no": request.biz,
+            "amount": request.amount,
+            "currency": request.currency,
+            "description": request.description,
+            "notify_url": request.notify_url,
+            "expire_at": int(request.expire_at.timestamp()),
+        }
+        # The order's id is the idempotency key: a double click or a retry is the same payment.
+        data = await self._call(
+            "POST", "v1/payments", json=body, headers={"Idempotency-Key": request.biz}
+        )
+        return _payment(data)
+
+    async def query(self, *, biz: str) -> GatewayPayment | None:
+        data = await self._call("GET", "v1/payments", params={"out_trade_no": biz}, missing_ok=True)
+        return None if data is None else _payment(data)
+
+    async def close(self, *, payment_id: str) -> GatewayPayment:
+        data = await self._call("POST", f"v1/payments/{payment_id}/close", conflict_ok=True)
+        if set(data) == {"status"}:  # 409: it was paid first; ask for the whole payment
+            data = await self._call("GET", f"v1/payments/{payment_id}")
+        return _payment(data)
+
+    def verify_notice(self, *, headers: Mapping[str, str], body: bytes) -> PaymentNotice:
+        secrets = [settings.SANDBOX_NOTIFY_SECRET, *settings.SANDBOX_NOTIFY_SECRETS_OLD]
+        try:
+            signature.verify(headers.get(signature.HEADER), body, secrets, now=int(time.time()))
+        except signature.SignatureError as error:
+            raise NoticeRejected("bad_signature", str(error)) from None
+        try:
+            return _notice(json.loads(body))
+        except (ValueError, TypeError, KeyError) as error:
+            raise NoticeRejected("malformed", f"not a sandbox notification: {error}") from None
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        missing_ok: bool = False,
+        conflict_ok: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            response = await _client().request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise GatewayError(f"{method} {path}: {type(error).__name__}: {error}") from error
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code == 409 and conflict_ok:
+            return response.json()
+        if not response.is_success:
+            raise GatewayError(f"{method} {path}: HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as error:
+            raise GatewayError(f"{method} {path}: answer is not JSON") from error
+
+
+def _timestamp(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _payment(data: Mapping[str, Any]) -> GatewayPayment:
+    try:
+        return GatewayPayment(
+            payment_id=data["payment_id"],
+            biz=data["out_trade_no"],
+            status=PaymentStatus(data["status"]),
+            amount=data["amount"],
+            currency=data["currency"],
+            cashier_url=data.get("cashier_url", ""),
+            paid_at=_timestamp(data.get("paid_at")),
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise GatewayError(f"unexpected payment from the sandbox: {error!r}") from error
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type, pattern: re.Pattern[str] | None = None):
+    value = data[key]
+    if type(value) is not kind:  # noqa: E721 - bool must not pass for int
+        raise TypeError(f"{key} must be {kind.__name__}")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise ValueError(f"{key} is not well-formed")
+    return value
+
+
+def _notice(body: Any) -> PaymentNotice:
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise TypeError("body must be an object with a data object")
+    data = body["data"]
+    status = NOTICE_TYPES.get(_field(body, "type", str))
+    if status is None:
+        raise ValueError("unknown type")
+    if _field(data, "status", str) != status.value:
+        raise ValueError("data.status does not match type")
+    _field(body, "created", int)
+    amount = _field(data, "amount", int)
+    if amount <= 0:
+        raise ValueError("amount must be positive")
+    return PaymentNotice(
+        event_id=_field(body, "id", str, EVENT_ID),
+        payment=GatewayPayment(
+            payment_id=_field(data, "payment_id", str, PAYMENT_ID),
+            biz=_field(data, "out_trade_no", str, BIZ),
+            status=status,
+            amount=amount,
+            currency=_field(data, "currency", str, CURRENCY),
+        ),
+    )

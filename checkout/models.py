@@ -1,0 +1,147 @@
+"""What the shop knows: products, orders, the payments started for them, and every notification."""
+
+import secrets
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import models
+
+
+def new_biz() -> str:
+    # The order's public id: 128 random bits, so nobody can guess another shopper's order.
+    return secrets.token_hex(16)
+
+
+class Product(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    price = models.PositiveIntegerField(help_text="In minor units (fen).")
+    currency = models.CharField(max_length=3, default="CNY")
+
+    class Meta:
+        ordering = ["price"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrderStatus(models.TextChoices):
+    UNPAID = "unpaid"
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class Order(models.Model):
+    biz = models.CharField(max_length=32, unique=True, default=new_biz, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
+    amount = models.PositiveIntegerField(help_text="In minor units (fen).")
+    currency = models.CharField(max_length=3)
+    # The shopper's session token (not the session key, which Django rotates on login).
+    owner = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default=OrderStatus.UNPAID, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # When the reconciler should next look at this order (active query, expiry).
+    reconcile_after = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.biz
+
+    @property
+    def payment_or_none(self) -> "Payment | None":
+        try:
+            return self.payment
+        except ObjectDoesNotExist:
+            return None
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class Payment(models.Model):
+    """One payment at the payment system, for one order (the order's biz is its out_trade_no)."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
+    gateway = models.CharField(max_length=32, default="sandbox")
+    payment_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    cashier_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Set whenever the payment system told us the payment's state (notification or query).
+    last_heard_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.payment_id
+
+
+class Notification(models.Model):
+    """Every request to the notification endpoint, stored before it is acted on."""
+
+    class Verdict(models.TextChoices):
+        RECEIVED = "received"
+        ACCEPTED = "accepted"
+        BAD_SIGNATURE = "bad_signature"
+        MALFORMED = "malformed"
+        TOO_LARGE = "too_large"
+        UNKNOWN_ORDER = "unknown_order"
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    gateway = models.CharField(max_length=32, default="sandbox")
+    remote_addr = models.CharField(max_length=64, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    event_id = models.CharField(max_length=64, blank=True, db_index=True)
+    biz = models.CharField(max_length=32, blank=True, db_index=True)
+    payment_id = models.CharField(max_length=64, blank=True, db_index=True)
+    verdict = models.CharField(
+        max_length=16, choices=Verdict.choices, default=Verdict.RECEIVED, db_index=True
+    )
+    outcome = models.CharField(max_length=32, blank=True)
+    detail = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return self.event_id or f"notification {self.pk}"
+
+
+class Flag(models.Model):
+    """A case a person must look at: money and order disagree."""
+
+    class Kind(models.TextChoices):
+        AMOUNT_MISMATCH = "amount_mismatch"
+        PAID_AFTER_EXPIRY = "paid_after_expiry"
+        PAID_AFTER_FAILURE = "paid_after_failure"
+        FOREIGN_PAYMENT = "foreign_payment"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="flags")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.order.biz}"

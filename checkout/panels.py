@@ -1,0 +1,35 @@
+"""The status panels: one function renders them for the page, the htmx answer and the push.
+
+Each status has its template, `templates/checkout/panels/<status>.html`, whose root element is
+`<div id="payment-status" data-status="...">`, so the first render and every update are the same
+markup.
+"""
+
+import segno
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from checkout.models import Order
+
+
+def panel_template(status: str) -> str:
+    return f"checkout/panels/{status}.html"
+
+
+def qr_svg(url: str) -> SafeString:
+    # segno writes the SVG itself, escaping nothing we pass in but the URL it encodes.
+    return mark_safe(segno.make(url, error="m").svg_inline(scale=4, border=2))
+
+
+def panel_context(order: Order, *, error: str = "") -> dict:
+    payment = order.payment_or_none
+    return {
+        "order": order,
+        "payment": payment,
+        "qr": qr_svg(payment.cashier_url) if payment and payment.cashier_url else "",
+        "error": error,
+    }
+
+
+def panel_render(order: Order, *, error: str = "") -> str:
+    return render_to_string(panel_template(order.status), panel_context(order, error=error))

@@ -1,0 +1,24 @@
+"""Telling the shopper: announce that an order changed to the sockets watching it.
+
+The message carries no state. Each socket reads the order from the database and renders its own
+panel, so the truth stays in the database and a message can never show something stale.
+"""
+
+import logging
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+
+def order_group(biz: str) -> str:
+    return f"order_{biz}"
+
+
+async def push_order_changed(biz: str) -> None:
+    """Best effort: a lost message is caught up by the sockets' own check (see consumers)."""
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(order_group(biz), {"type": "order.changed"})
+    except Exception:
+        logger.exception("push failed biz=%s", biz)

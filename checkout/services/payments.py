@@ -1,0 +1,85 @@
+"""Starting a payment: call the payment system, return at once, record what it said."""
+
+import logging
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from checkout import locks, states
+from checkout.gateways import get_gateway
+from checkout.gateways.base import GatewayError, GatewayPayment, PaymentRequest
+from checkout.models import Order, OrderStatus, Payment
+from checkout.push import push_order_changed
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentNotStarted(Exception):
+    """The payment could not be started; the message is for the shopper, the order stays payable."""
+
+
+async def payment_start(*, order: Order) -> Order:
+    """Start paying for `order` in callback mode; returns the order, pending.
+
+    No transaction is open while the payment system is called. A double click or a retry sends the
+    same idempotency key, so the payment system answers with the same payment.
+    """
+    if not states.can_start_payment(order.status):
+        return order
+    if order.expires_at <= timezone.now():
+        raise PaymentNotStarted(_("The time to pay for this order is over."))
+    request = PaymentRequest(
+        biz=order.biz,
+        amount=order.amount,
+        currency=order.currency,
+        description=order.product.name,
+        notify_url=settings.SITE_URL + reverse("checkout:notify"),
+        expire_at=order.expires_at,
+    )
+    try:
+        payment = await get_gateway().start(request)
+    except GatewayError as error:
+        logger.warning("payment start failed biz=%s error=%s", order.biz, error)
+        raise PaymentNotStarted(
+            _("The payment system did not answer. Your order is kept: please try again.")
+        ) from error
+    if (payment.biz, payment.amount, payment.currency) != (order.biz, order.amount, order.currency):
+        logger.error("payment start answered for another order biz=%s payment=%s", order.biz, payment)
+        raise PaymentNotStarted(_("The payment system gave an unexpected answer. Please try again."))
+    order, changed = await sync_to_async(payment_record)(payment=payment)
+    if changed:
+        await push_order_changed(order.biz)
+    return order
+
+
+def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
+    """Remember the started payment and mark the order pending, unless a result came first."""
+    with transaction.atomic():
+        order = locks.order_for_update(payment.biz)
+        row, created = Payment.objects.get_or_create(
+            order=order,
+            defaults={
+                "payment_id": payment.payment_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "cashier_url": payment.cashier_url,
+            },
+        )
+        if not created and not row.cashier_url:
+            row.cashier_url = payment.cashier_url
+            row.save(update_fields=["cashier_url", "updated_at"])
+        changed = order.status == OrderStatus.UNPAID
+        if changed:
+            order.status = OrderStatus.PENDING
+            # No word from the payment system within this time: the reconciler asks it.
+            order.reconcile_after = min(
+                timezone.now() + timedelta(seconds=settings.RECONCILE_QUERY_AFTER),
+                order.expires_at,
+            )
+            order.save(update_fields=["status", "reconcile_after", "updated_at"])
+    return order, changed

@@ -1,0 +1,114 @@
+"""Applying a payment result: the one function every path uses.
+
+Notifications, the reconciler's active queries and its expiry all end here, so the state rules of
+`checkout.states` are applied in exactly one place, under the order's row lock.
+"""
+
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from checkout import locks, states
+from checkout.gateways.base import GatewayPayment
+from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
+from checkout.push import push_order_changed
+
+
+@dataclass(frozen=True)
+class Applied:
+    biz: str
+    changed: bool
+    outcome: str  # the order's new status, or why nothing changed
+
+
+def result_apply(
+    *, biz: str, payment: GatewayPayment | None, notification_id: int | None = None
+) -> Applied:
+    """Apply what the payment system says about an order's payment.
+
+    `payment` None means the payment system has no payment for the order and its time is up.
+    """
+    with transaction.atomic():
+        try:
+            order = locks.order_for_update(biz)
+        except Order.DoesNotExist:
+            applied = Applied(biz, False, "unknown_order")
+        else:
+            applied = _apply_locked(order, payment)
+        if notification_id is not None:
+            verdict = (
+                Notification.Verdict.UNKNOWN_ORDER
+                if applied.outcome == "unknown_order"
+                else Notification.Verdict.ACCEPTED
+            )
+            Notification.objects.filter(pk=notification_id).update(
+                verdict=verdict, outcome=applied.outcome, processed_at=timezone.now()
+            )
+    return applied
+
+
+async def result_receive(
+    *, biz: str, payment: GatewayPayment | None, notification_id: int | None = None
+) -> Applied:
+    """Apply a result, then, once it is committed, tell the shopper's page."""
+    applied = await sync_to_async(result_apply)(
+        biz=biz, payment=payment, notification_id=notification_id
+    )
+    if applied.changed:
+        await push_order_changed(biz)
+    return applied
+
+
+def _apply_locked(order: Order, payment: GatewayPayment | None) -> Applied:
+    reported = PaymentStatus.CLOSED
+    if payment is not None:
+        problem = _payment_mirror(order, payment)
+        if problem:
+            _flag(order, problem, f"{payment.payment_id}: {payment}")
+            return Applied(order.biz, False, problem)
+        reported = payment.status
+    new_status = states.status_after(order.status, reported)
+    if new_status is None:
+        return Applied(order.biz, False, "unchanged")
+    if new_status == OrderStatus.PAID:
+        if order.status == OrderStatus.EXPIRED:
+            _flag(order, Flag.Kind.PAID_AFTER_EXPIRY, "success reported after the order expired")
+        elif order.status == OrderStatus.FAILED:
+            _flag(order, Flag.Kind.PAID_AFTER_FAILURE, "success reported after a failure")
+        order.paid_at = (payment.paid_at if payment else None) or timezone.now()
+    order.status = new_status
+    order.save(update_fields=["status", "paid_at", "updated_at"])
+    return Applied(order.biz, True, new_status)
+
+
+def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
+    """Record what the payment system said; return a problem that must stop the order changing."""
+    row = order.payment_or_none
+    now = timezone.now()
+    if row is None:
+        row = Payment(
+            order=order,
+            payment_id=payment.payment_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            cashier_url=payment.cashier_url,
+        )
+    elif row.payment_id != payment.payment_id:
+        return Flag.Kind.FOREIGN_PAYMENT
+    # A payment only leaves pending, and succeeded is final, whatever order deliveries come in.
+    if row.status == PaymentStatus.PENDING or payment.status == PaymentStatus.SUCCEEDED:
+        row.status = payment.status
+    row.last_heard_at = now
+    row.save()
+    if payment.status == PaymentStatus.SUCCEEDED and (payment.amount, payment.currency) != (
+        order.amount,
+        order.currency,
+    ):
+        return Flag.Kind.AMOUNT_MISMATCH
+    return ""
+
+
+def _flag(order: Order, kind: str, detail: str) -> None:
+    Flag.objects.get_or_create(order=order, kind=kind, defaults={"detail": detail})

@@ -1,0 +1,15 @@
+from django.urls import path, re_path
+
+from checkout.views import catalogue, notify, orders
+
+app_name = "checkout"
+
+BIZ = r"(?P<biz>[0-9a-f]{32})"
+
+urlpatterns = [
+    path("", catalogue.catalogue, name="catalogue"),
+    path("orders/", catalogue.order_new, name="order_new"),
+    re_path(rf"^orders/{BIZ}/$", orders.order_page, name="order"),
+    re_path(rf"^orders/{BIZ}/pay/$", orders.order_pay, name="order_pay"),
+    path("payments/notify/sandbox/", notify.notify, {"gateway": "sandbox"}, name="notify"),
+]

@@ -1,0 +1,36 @@
+from asgiref.sync import sync_to_async
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from checkout.models import Order
+from checkout.panels import panel_render
+from checkout.selectors import order_for_owner, order_with_payment
+from checkout.services.payments import PaymentNotStarted, payment_start
+from checkout.shoppers import shopper_of
+
+
+def _own_order(request: HttpRequest, biz: str) -> Order:
+    order = order_for_owner(biz=biz, owner=shopper_of(request.session))
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+@require_GET
+def order_page(request: HttpRequest, biz: str) -> HttpResponse:
+    order = _own_order(request, biz)
+    return render(request, "checkout/order.html", {"order": order, "panel": panel_render(order)})
+
+
+@require_POST
+async def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
+    """The Pay button (htmx): start the payment and answer with the pending panel at once."""
+    order = await sync_to_async(_own_order)(request, biz)
+    try:
+        order = await payment_start(order=order)
+    except PaymentNotStarted as error:
+        html = await sync_to_async(panel_render)(order, error=str(error))
+        return HttpResponse(html, status=503)
+    order = await sync_to_async(order_with_payment)(biz=order.biz)
+    return HttpResponse(await sync_to_async(panel_render)(order))

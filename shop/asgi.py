@@ -1,0 +1,29 @@
+"""The ASGI application for every server process: HTTP through Django, WebSockets through Channels."""
+
+import os
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+# The server serves its own static files (htmx, CSS) as runserver does, so `make run` needs nothing
+# else; behind a reverse proxy, the proxy serves `collectstatic`'s STATIC_ROOT first.
+django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from checkout.routing import websocket_urlpatterns  # noqa: E402
+from shop.background import WithBackgroundLoops  # noqa: E402
+
+application = WithBackgroundLoops(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
+)

@@ -1,0 +1,176 @@
+"""Settings, all read from the environment (see README "Configuration").
+
+With no environment at all the shop runs embedded: SQLite, the in-process channel layer, the sandbox
+payment system mounted under /sandbox/ and the reconciler inside the server. The defaults that are
+unsafe in production are only used when DEBUG is true.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_required(name: str, dev_default: str) -> str:
+    value = os.environ.get(name)
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(f"{name} must be set when DEBUG is false.")
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_required("SECRET_KEY", "dev-only-insecure-secret-key")
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h] or (
+    ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else []
+)
+
+HOST = os.environ.get("HOST", "127.0.0.1")
+PORT = int(os.environ.get("PORT", "8000"))
+# Where the payment system can reach the shop (the notify_url), and the sandbox's own address.
+SITE_URL = os.environ.get("SITE_URL", f"http://{HOST}:{PORT}").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "checkout",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "shop.urls"
+ASGI_APPLICATION = "shop.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the server, the sandbox's deliveries and the reconciler share the
+    # file without "database is locked" errors.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "shop.channel_layers.LocalChannelLayer"}}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# htmx and axe-core come from npm (package.json pins them) and are served as our own static files.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/axe-core", BASE_DIR / "node_modules" / "axe-core"),
+]
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+
+# --- Payments -----------------------------------------------------------------------------------
+
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
+PAYMENT_GATEWAY_URL = os.environ.get("PAYMENT_GATEWAY_URL", f"{SITE_URL}/sandbox/").rstrip("/") + "/"
+SANDBOX_API_KEY = env_required("SANDBOX_API_KEY", "sk_sandbox_dev_only")
+SANDBOX_NOTIFY_SECRET = env_required("SANDBOX_NOTIFY_SECRET", "whsec_sandbox_dev_only")
+# Older secrets still accepted while a rotation is under way (comma-separated).
+SANDBOX_NOTIFY_SECRETS_OLD = [
+    s for s in os.environ.get("SANDBOX_NOTIFY_SECRETS_OLD", "").split(",") if s
+]
+# How long the shop waits for the payment system when it starts or queries a payment.
+PAYMENT_GATEWAY_TIMEOUT = float(os.environ.get("PAYMENT_GATEWAY_TIMEOUT", "10"))
+ORDER_PAYMENT_TTL = int(os.environ.get("ORDER_PAYMENT_TTL", "900"))
+# Multiplies the sandbox's retry schedule (15 s, 15 s, 30 s, 3 min, ...); tests make it tiny.
+SANDBOX_RETRY_SCALE = float(os.environ.get("SANDBOX_RETRY_SCALE", "1"))
+
+# The reconciler runs inside the server by default (embedded mode); a scaled deployment runs
+# `manage.py reconcile` as its own process and sets RECONCILE_IN_SERVER=0.
+RECONCILE_IN_SERVER = env_bool("RECONCILE_IN_SERVER", not REDIS_URL)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "checkout": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "sandbox": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
+
+# A pending payment with no notification for this long is queried from the payment system, and
+# again at this interval until it is settled or expires.
+RECONCILE_QUERY_AFTER = int(os.environ.get("RECONCILE_QUERY_AFTER", "60"))
+# How often the reconciler wakes up to look for due orders.
+RECONCILE_INTERVAL = float(os.environ.get("RECONCILE_INTERVAL", "5"))
+# Every this many seconds each server process checks, in one query, whether any order watched by
+# one of its sockets changed without the socket hearing of it (a push the channel layer dropped).
+WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))

@@ -1,0 +1,179 @@
+"""The shopper's checkout in a real browser: the open page learns the payment's result by itself.
+
+The cashier (the shopper's phone) is a second page; the first page must change to the result over
+the WebSocket with no reload, which a marker left on `window` before paying proves.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ARTIFACTS, Servers, Shoppers
+from tests.servers import ShopServer, sqlite_url
+
+pytestmark = pytest.mark.browser
+
+ORDER_PATH = re.compile(r"/orders/(?P<biz>[0-9a-f]{32})/$")
+RESULT_TIMEOUT_MS = 20_000
+# After a restart the page waits for its reconnect backoff (0.5 s x 2^n, +-30%) and the payment
+# system for its retry schedule (scaled 15 s, 15 s, 30 s, 3 min, 10 min: 0.15 s ... 6 s).
+RESTART_TIMEOUT_MS = 30_000
+MARKER = "window.__sameDocument"
+
+
+def status(page: Page):
+    return page.locator("#payment-status")
+
+
+def stream_state(page: Page) -> dict:
+    return page.evaluate("window.__ws")
+
+
+def wait_for_stream(page: Page, opens: int = 1, timeout: float = RESULT_TIMEOUT_MS) -> None:
+    page.wait_for_function(f"window.__ws && window.__ws.opens >= {opens}", timeout=timeout)
+
+
+def buy(page: Page) -> str:
+    """Buy the first product; returns the order's biz, with the page's status stream open."""
+    page.goto("/")
+    page.get_by_role("button", name=re.compile(r"^Buy ")).first.click()
+    page.wait_for_url(ORDER_PATH)  # and its load event: the deferred scripts have run
+    assert page.evaluate("typeof window.htmx") == "object", "htmx did not load on the order page"
+    expect(status(page)).to_have_count(1)
+    expect(status(page)).to_have_attribute("data-status", "unpaid")
+    wait_for_stream(page)
+    return ORDER_PATH.search(page.url)["biz"]
+
+
+def pay(page: Page) -> str:
+    """Press Pay; returns the absolute cashier URL of the pending panel.
+
+    Leaves a marker on `window` first: it survives only if the page is never reloaded.
+    """
+    page.evaluate(f"{MARKER} = true")
+    page.locator("#payment-status button.pay").click()
+    expect(status(page)).to_have_attribute("data-status", "pending")
+    href = status(page).locator("a.cashier-link").get_attribute("href")
+    assert href, "the pending panel has no cashier link"
+    return urljoin(page.url, href)
+
+
+def decide(page: Page, cashier_url: str, decision: str) -> None:
+    """Open the cashier in `page` (the shopper's phone) and press approve or decline."""
+    response = page.goto(cashier_url)
+    assert response is not None, f"no answer from the cashier {cashier_url}"
+    assert response.ok, f"cashier {cashier_url} answered {response.status}"
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.locator(f'button[name="decision"][value="{decision}"]').click()
+    assert answer.value.status < 400, f"cashier answered {answer.value.status} to {decision}"
+
+
+def expect_result_without_reload(page: Page, result: str, url: str, timeout: float) -> None:
+    expect(status(page)).to_have_attribute("data-status", result, timeout=timeout)
+    expect(status(page)).to_have_count(1)
+    assert page.evaluate(MARKER) is True, "the page was reloaded (the marker on window is gone)"
+    assert page.url == url
+
+
+def test_approving_at_the_cashier_turns_the_open_page_paid_without_reload(
+    shop_server: ShopServer, shoppers: Shoppers
+) -> None:
+    page = shoppers.new(shop_server.url)
+    buy(page)
+    order_url = page.url
+    cashier_url = pay(page)
+
+    decide(page.context.new_page(), cashier_url, "approve")
+
+    expect_result_without_reload(page, "paid", order_url, RESULT_TIMEOUT_MS)
+    expect(status(page)).to_have_attribute("role", "status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.bring_to_front()
+    page.screenshot(path=ARTIFACTS / "paid.png", full_page=True)
+
+
+def test_declining_at_the_cashier_turns_the_open_page_failed_without_reload(
+    shop_server: ShopServer, shoppers: Shoppers
+) -> None:
+    page = shoppers.new(shop_server.url)
+    buy(page)
+    order_url = page.url
+    cashier_url = pay(page)
+
+    decide(page.context.new_page(), cashier_url, "decline")
+
+    expect_result_without_reload(page, "failed", order_url, RESULT_TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "failed.png", full_page=True)
+
+
+def test_page_reconnects_after_a_shop_restart_and_shows_the_payment_made_meanwhile(
+    servers: Servers, shoppers: Shoppers, tmp_path
+) -> None:
+    database_url = sqlite_url(tmp_path / "shared.sqlite3")
+    # B: the payment system (the sandbox), and nothing of the shop's background work.
+    payments = servers.new(
+        name="payments", database_url=database_url, env={"RECONCILE_IN_SERVER": "0"}
+    ).start()
+    # A: the shop, without the sandbox, so the result can only come from B's notification.
+    shop = servers.new(
+        name="shop",
+        database_url=database_url,
+        env={"PAYMENT_GATEWAY_URL": payments.url + "/sandbox/", "SANDBOX_ENABLED": "0"},
+    ).start()
+
+    page = shoppers.new(shop.url)
+    buy(page)
+    order_url = page.url
+    cashier_url = pay(page)
+    assert cashier_url.startswith(payments.url + "/sandbox/"), cashier_url
+
+    exit_code = shop.stop()
+    page.wait_for_function("window.__ws.closes.length >= 1", timeout=RESULT_TIMEOUT_MS)
+    closes = stream_state(page)["closes"]
+    expect(status(page)).to_have_attribute("data-status", "pending")
+
+    decide(page.context.new_page(), cashier_url, "approve")  # while the shop is down
+    shop.start()
+
+    try:
+        expect_result_without_reload(page, "paid", order_url, RESTART_TIMEOUT_MS)
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\nshop exit code on SIGTERM: {exit_code}; socket closes seen when it stopped:"
+            f" {closes}; stream now: {stream_state(page)}"
+        ) from error
+    assert stream_state(page)["opens"] >= 2, "the result came without a reconnect"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.bring_to_front()
+    page.screenshot(path=ARTIFACTS / "paid-after-restart.png", full_page=True)
+
+
+def test_another_shopper_cannot_see_or_subscribe_to_someone_elses_order(
+    shop_server: ShopServer, shoppers: Shoppers
+) -> None:
+    owner = shoppers.new(shop_server.url)
+    biz = buy(owner)
+    stranger = shoppers.new(shop_server.url)
+    buy(stranger)  # a shopper with a session and orders of their own
+
+    response = stranger.goto(f"/orders/{biz}/")
+
+    assert response is not None and response.status == 404
+    socket = stranger.evaluate(
+        """async (path) => await new Promise((resolve) => {
+            const result = {opened: false, messages: [], code: null};
+            const ws = new WebSocket(`ws://${location.host}${path}`);
+            ws.onopen = () => { result.opened = true; };
+            ws.onmessage = (event) => { result.messages.push(String(event.data)); };
+            ws.onclose = (event) => { result.code = event.code; resolve(result); };
+            setTimeout(() => { result.code = 'still open'; resolve(result); }, 10000);
+        })""",
+        f"/ws/order/{biz}/",
+    )
+    assert socket["messages"] == [], socket
+    assert socket["code"] != "still open", socket

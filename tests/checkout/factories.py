@@ -1,0 +1,70 @@
+"""Small builders for checkout tests: orders, sessions, and notifications signed like the sandbox's."""
+
+import json
+import secrets
+import time
+
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+
+from checkout.models import Order, Product
+from checkout.services.orders import order_create
+from checkout.shoppers import SESSION_KEY
+from sandbox import signature
+
+
+def product(price: int = 1999, slug: str = "tea") -> Product:
+    return Product.objects.get_or_create(
+        slug=slug, defaults={"name": "Tea", "price": price, "currency": "CNY"}
+    )[0]
+
+
+def shopper_session() -> SessionStore:
+    """A saved session that owns orders, as the buy form leaves it."""
+    session = SessionStore()
+    session[SESSION_KEY] = secrets.token_hex(16)
+    session.save()
+    return session
+
+
+def order(session: SessionStore | None = None, **changes) -> Order:
+    session = session or shopper_session()
+    created = order_create(product=product(), owner=session[SESSION_KEY])
+    if changes:
+        Order.objects.filter(pk=created.pk).update(**changes)
+        created.refresh_from_db()
+    return created
+
+
+def payment_id() -> str:
+    return "pay_" + secrets.token_hex(12)
+
+
+def notice_body(
+    order: Order,
+    *,
+    kind: str = "succeeded",
+    pay_id: str | None = None,
+    amount: int | None = None,
+    currency: str | None = None,
+    event_id: str | None = None,
+) -> bytes:
+    return json.dumps(
+        {
+            "id": event_id or "evt_" + secrets.token_hex(12),
+            "type": f"payment.{kind}",
+            "created": int(time.time()),
+            "data": {
+                "payment_id": pay_id or payment_id(),
+                "out_trade_no": order.biz,
+                "amount": order.amount if amount is None else amount,
+                "currency": currency or order.currency,
+                "status": kind,
+            },
+        }
+    ).encode()
+
+
+def signed_headers(body: bytes, *, secret: str | None = None, at: int | None = None) -> dict:
+    header = signature.sign(body, secret or settings.SANDBOX_NOTIFY_SECRET, at or int(time.time()))
+    return {"Sandbox-Signature": header}

@@ -1,0 +1,132 @@
+"""The status stream `ws/order/<biz>/`: owner only, current panel first, every change after."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from checkout.models import Order, OrderStatus
+from checkout.push import push_order_changed
+from shop.asgi import application
+from tests.checkout import factories as f
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def connect(biz: str, session=None, origin: bytes = b"http://127.0.0.1:8000"):
+    headers = [(b"origin", origin)]
+    if session is not None:
+        cookie = f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, f"/ws/order/{biz}/", headers=headers)
+
+
+async def make_order(**changes):
+    session = await sync_to_async(f.shopper_session)()
+    order = await sync_to_async(f.order)(session, **changes)
+    return session, order
+
+
+async def set_status(order: Order, status: str) -> None:
+    await Order.objects.filter(pk=order.pk).aupdate(status=status)
+
+
+async def test_owner_gets_the_current_panel_on_connect():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    connected, _ = await socket.connect()
+    assert connected
+    html = await socket.receive_from()
+    assert 'id="payment-status"' in html
+    assert 'data-status="pending"' in html
+    await socket.disconnect()
+
+
+async def test_a_result_that_came_before_the_socket_opened_is_shown():
+    session, order = await make_order(status=OrderStatus.PAID)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    assert 'data-status="paid"' in await socket.receive_from()
+    await socket.disconnect()
+
+
+async def test_each_change_is_pushed_as_the_new_panel():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    await set_status(order, OrderStatus.PAID)
+    await push_order_changed(order.biz)
+    assert 'data-status="paid"' in await socket.receive_from()
+    await socket.disconnect()
+
+
+async def test_an_announcement_without_a_change_sends_nothing():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    await push_order_changed(order.biz)
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+async def test_another_session_is_refused_before_anything_is_sent():
+    _, order = await make_order(status=OrderStatus.PAID)
+    stranger = await sync_to_async(f.shopper_session)()
+    connected, _ = await connect(order.biz, stranger).connect()
+    assert not connected
+
+
+async def test_no_session_is_refused():
+    _, order = await make_order()
+    connected, _ = await connect(order.biz).connect()
+    assert not connected
+
+
+async def test_a_foreign_origin_is_refused():
+    session, order = await make_order()
+    connected, _ = await connect(order.biz, session, origin=b"https://evil.example").connect()
+    assert not connected
+
+
+async def test_messages_from_the_browser_are_never_relayed():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    sender, watcher = connect(order.biz, session), connect(order.biz, session)
+    for socket in (sender, watcher):
+        await socket.connect()
+        await socket.receive_from()
+    await sender.send_to(text_data='<div id="payment-status" data-status="paid"></div>')
+    assert await watcher.receive_nothing(timeout=0.3)
+    assert await sender.receive_nothing(timeout=0.1)
+    for socket in (sender, watcher):
+        await socket.disconnect()
+
+
+async def test_a_closed_socket_leaves_the_group():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    await socket.disconnect()
+    from channels.layers import get_channel_layer
+
+    from checkout.push import order_group
+
+    assert not get_channel_layer().groups.get(order_group(order.biz))
+
+
+async def test_a_dropped_push_is_caught_up_by_the_watchlist_sweep():
+    from checkout.watch import watchlist
+
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    await set_status(order, OrderStatus.PAID)  # changed, but the push never came
+    assert await socket.receive_nothing(timeout=0.2)
+    assert await watchlist.sweep() == 1
+    assert 'data-status="paid"' in await socket.receive_from()
+    assert await watchlist.sweep() == 0
+    await socket.disconnect()
+    assert order.biz not in watchlist.sockets

@@ -1,0 +1,242 @@
+"""The notification endpoint, contract section 4: verify, record, apply once, answer honestly."""
+
+import json
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+from django.urls import reverse
+
+from checkout.models import Flag, Notification, Order, OrderStatus, Payment
+from checkout.push import order_group
+from tests.checkout import factories as f
+
+URL = "/payments/notify/sandbox/"
+
+
+def post(client, body: bytes, headers: dict | None = None):
+    return client.post(URL, data=body, content_type="application/json", headers=headers or {})
+
+
+def notify(client, body: bytes, **sign):
+    return post(client, body, f.signed_headers(body, **sign))
+
+
+def status_of(order: Order) -> str:
+    return Order.objects.get(pk=order.pk).status
+
+
+def test_route_is_the_contract_one():
+    assert reverse("checkout:notify") == URL
+
+
+@pytest.mark.django_db
+def test_signed_success_marks_the_order_paid_and_is_recorded(client):
+    order = f.order(status=OrderStatus.PENDING)
+    body = f.notice_body(order)
+    response = notify(client, body)
+    assert response.status_code == 200
+    assert status_of(order) == OrderStatus.PAID
+    record = Notification.objects.get()
+    assert record.verdict == Notification.Verdict.ACCEPTED
+    assert record.outcome == OrderStatus.PAID
+    assert bytes(record.body) == body
+    assert record.event_id == json.loads(body)["id"]
+    assert Payment.objects.get(order=order).status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_duplicate_delivery_changes_nothing_the_second_time(client):
+    order = f.order(status=OrderStatus.PENDING)
+    body = f.notice_body(order)
+    assert notify(client, body).json()["outcome"] == "paid"
+    second = notify(client, body)
+    assert second.status_code == 200
+    assert second.json()["outcome"] == "unchanged"
+    assert Notification.objects.filter(verdict="accepted").count() == 2
+    assert status_of(order) == OrderStatus.PAID
+
+
+@pytest.mark.django_db
+def test_failure_after_success_is_acknowledged_and_ignored(client):
+    order = f.order(status=OrderStatus.PENDING)
+    pay_id = f.payment_id()
+    notify(client, f.notice_body(order, pay_id=pay_id))
+    late = notify(client, f.notice_body(order, kind="failed", pay_id=pay_id))
+    assert late.status_code == 200
+    assert late.json()["outcome"] == "unchanged"
+    assert status_of(order) == OrderStatus.PAID
+    assert Payment.objects.get(order=order).status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_success_after_close_pays_and_flags_for_a_person(client):
+    order = f.order(status=OrderStatus.PENDING)
+    pay_id = f.payment_id()
+    notify(client, f.notice_body(order, kind="closed", pay_id=pay_id))
+    assert status_of(order) == OrderStatus.EXPIRED
+    notify(client, f.notice_body(order, kind="succeeded", pay_id=pay_id))
+    assert status_of(order) == OrderStatus.PAID
+    assert Flag.objects.filter(order=order, kind=Flag.Kind.PAID_AFTER_EXPIRY).exists()
+
+
+@pytest.mark.django_db
+def test_failure_ends_a_pending_order(client):
+    order = f.order(status=OrderStatus.PENDING)
+    assert notify(client, f.notice_body(order, kind="failed")).status_code == 200
+    assert status_of(order) == OrderStatus.FAILED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("change", [{"amount": 1}, {"currency": "USD"}])
+def test_mismatched_amount_or_currency_never_pays_and_is_flagged(client, change):
+    order = f.order(status=OrderStatus.PENDING)
+    response = notify(client, f.notice_body(order, **change))
+    assert response.status_code == 200
+    assert response.json()["outcome"] == Flag.Kind.AMOUNT_MISMATCH
+    assert status_of(order) == OrderStatus.PENDING
+    assert Flag.objects.filter(order=order, kind=Flag.Kind.AMOUNT_MISMATCH).count() == 1
+
+
+@pytest.mark.django_db
+def test_success_for_another_payment_of_the_order_never_pays(client):
+    order = f.order(status=OrderStatus.PENDING)
+    notify(client, f.notice_body(order, kind="failed"))
+    notify(client, f.notice_body(order, kind="succeeded"))  # a different, unknown payment id
+    assert status_of(order) == OrderStatus.FAILED
+    assert Flag.objects.filter(order=order, kind=Flag.Kind.FOREIGN_PAYMENT).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Sandbox-Signature": "t=1,v1=abc"},
+        {"Sandbox-Signature": "garbage"},
+        {"Sandbox-Signature": f"t={int(time.time())},v1={'0' * 64}"},
+    ],
+    ids=["missing", "stale-and-wrong", "malformed", "wrong"],
+)
+def test_bad_signature_is_refused_recorded_and_changes_nothing(client, headers):
+    order = f.order(status=OrderStatus.PENDING)
+    response = post(client, f.notice_body(order), headers)
+    assert response.status_code == 400
+    assert status_of(order) == OrderStatus.PENDING
+    assert Notification.objects.get().verdict == Notification.Verdict.BAD_SIGNATURE
+
+
+@pytest.mark.django_db
+def test_signature_with_another_secret_is_refused(client):
+    order = f.order(status=OrderStatus.PENDING)
+    assert notify(client, f.notice_body(order), secret="not-the-secret").status_code == 400
+    assert status_of(order) == OrderStatus.PENDING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_timestamp_outside_300_seconds_is_refused(client, skew):
+    order = f.order(status=OrderStatus.PENDING)
+    response = notify(client, f.notice_body(order), at=int(time.time()) + skew)
+    assert response.status_code == 400
+    assert status_of(order) == OrderStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_one_matching_v1_among_several_is_enough(client, settings):
+    settings.SANDBOX_NOTIFY_SECRETS_OLD = ["whsec_old"]
+    order = f.order(status=OrderStatus.PENDING)
+    body = f.notice_body(order)
+    now = int(time.time())
+    old = f.signed_headers(body, secret="whsec_old", at=now)["Sandbox-Signature"]
+    header = f"t={now},v1={'f' * 64},{old.split(',')[1]}"
+    assert post(client, body, {"Sandbox-Signature": header}).status_code == 200
+    assert status_of(order) == OrderStatus.PAID
+
+
+@pytest.mark.django_db
+def test_body_over_64_kib_is_refused(client):
+    order = f.order(status=OrderStatus.PENDING)
+    body = f.notice_body(order)[:-1] + b', "pad": "' + b"x" * (64 * 1024) + b'"}'
+    response = notify(client, body)
+    assert response.status_code == 400
+    assert Notification.objects.get().verdict == Notification.Verdict.TOO_LARGE
+    assert status_of(order) == OrderStatus.PENDING
+
+
+def _malformed(order: Order) -> list[bytes]:
+    good = json.loads(f.notice_body(order))
+    cases = [b"not json", b"[]", json.dumps({"id": good["id"]}).encode()]
+    for path, value in [
+        (("type",), "payment.refunded"),
+        (("data", "status"), "failed"),  # does not match type
+        (("data", "amount"), "1999"),
+        (("data", "amount"), True),
+        (("data", "amount"), -5),
+        (("data", "out_trade_no"), "../etc"),
+        (("id",), "evt_short"),
+        (("created",), "yesterday"),
+    ]:
+        body = json.loads(json.dumps(good))
+        target = body
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        cases.append(json.dumps(body).encode())
+    return cases
+
+
+@pytest.mark.django_db
+def test_malformed_bodies_are_refused_even_when_signed(client):
+    order = f.order(status=OrderStatus.PENDING)
+    for body in _malformed(order):
+        response = notify(client, body)
+        assert response.status_code == 400, body
+    assert status_of(order) == OrderStatus.PENDING
+    assert set(Notification.objects.values_list("verdict", flat=True)) == {"malformed"}
+
+
+@pytest.mark.django_db
+def test_notification_for_an_unknown_order_is_recorded_and_acknowledged(client):
+    ghost = Order(biz="0" * 32, amount=1999, currency="CNY")
+    response = notify(client, f.notice_body(ghost))
+    assert response.status_code == 200
+    assert Notification.objects.get().verdict == Notification.Verdict.UNKNOWN_ORDER
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_change_is_pushed_to_the_orders_group_after_commit(async_client):
+    from asgiref.sync import sync_to_async
+
+    order = await sync_to_async(f.order)(status=OrderStatus.PENDING)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(order_group(order.biz), channel)
+    body = f.notice_body(order)
+    response = await async_client.post(
+        URL, data=body, content_type="application/json", headers=f.signed_headers(body)
+    )
+    assert response.status_code == 200
+    assert await layer.receive(channel) == {"type": "order.changed"}
+    # A duplicate changes nothing, so nothing is pushed.
+    await async_client.post(
+        URL, data=body, content_type="application/json", headers=f.signed_headers(body)
+    )
+    layer_queue = layer.channels.get(channel)
+    assert layer_queue is None or layer_queue.empty()
+
+
+@pytest.mark.django_db
+def test_a_notification_that_cannot_be_applied_answers_500_and_is_kept(client, monkeypatch):
+    from checkout.services import results
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(results, "result_apply", broken)
+    order = f.order(status=OrderStatus.PENDING)
+    response = notify(client, f.notice_body(order))
+    assert response.status_code == 500
+    record = Notification.objects.get()
+    assert record.outcome == "error" and "database went away" in record.detail
+    assert status_of(order) == OrderStatus.PENDING
