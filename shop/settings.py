@@ -32,11 +32,11 @@ def env_required(name: str, dev_default: str) -> str:
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_required("SECRET_KEY", "dev-only-insecure-secret-key")
+HOST = os.environ.get("HOST", "127.0.0.1")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h] or (
-    ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else []
+    ["127.0.0.1", "localhost", "[::1]", "testserver", HOST] if DEBUG else []
 )
 
-HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
 # Where the payment system can reach the shop (the notify_url), and the sandbox's own address.
 SITE_URL = os.environ.get("SITE_URL", f"http://{HOST}:{PORT}").rstrip("/")
