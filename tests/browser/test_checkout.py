@@ -79,36 +79,22 @@ def expect_result_without_reload(page: Page, result: str, url: str, timeout: flo
     assert page.url == url
 
 
-def test_approving_at_the_cashier_turns_the_open_page_paid_without_reload(
-    shop_server: ShopServer, shoppers: Shoppers
+@pytest.mark.parametrize(("decision", "result"), [("approve", "paid"), ("decline", "failed")])
+def test_deciding_at_the_cashier_turns_the_open_page_to_the_result_without_reload(
+    shop_server: ShopServer, shoppers: Shoppers, decision: str, result: str
 ) -> None:
     page = shoppers.new(shop_server.url)
     buy(page)
     order_url = page.url
     cashier_url = pay(page)
 
-    decide(page.context.new_page(), cashier_url, "approve")
+    decide(page.context.new_page(), cashier_url, decision)
 
-    expect_result_without_reload(page, "paid", order_url, RESULT_TIMEOUT_MS)
+    expect_result_without_reload(page, result, order_url, RESULT_TIMEOUT_MS)
     expect(status(page)).to_have_attribute("role", "status")
     ARTIFACTS.mkdir(exist_ok=True)
     page.bring_to_front()
-    page.screenshot(path=ARTIFACTS / "paid.png", full_page=True)
-
-
-def test_declining_at_the_cashier_turns_the_open_page_failed_without_reload(
-    shop_server: ShopServer, shoppers: Shoppers
-) -> None:
-    page = shoppers.new(shop_server.url)
-    buy(page)
-    order_url = page.url
-    cashier_url = pay(page)
-
-    decide(page.context.new_page(), cashier_url, "decline")
-
-    expect_result_without_reload(page, "failed", order_url, RESULT_TIMEOUT_MS)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "failed.png", full_page=True)
+    page.screenshot(path=ARTIFACTS / f"{result}.png", full_page=True)
 
 
 def test_page_reconnects_after_a_shop_restart_and_shows_the_payment_made_meanwhile(
