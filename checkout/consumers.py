@@ -6,9 +6,13 @@ Whatever the browser sends is ignored, never relayed. Pushes are at-most-once, s
 also on the process's watchlist (`checkout.watch`), which catches up what a push lost.
 """
 
+import time
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from checkout.languages import language_of_scope
+from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
 from checkout.panels import panel_render
 from checkout.push import order_group
 from checkout.selectors import order_for_owner, order_with_payment
@@ -21,20 +25,24 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     last_panel: str | None = None
     sent_status: str | None = None
+    language: str | None = None
 
     async def connect(self) -> None:
         self.biz = self.scope["url_route"]["kwargs"]["biz"]
         if not await self._is_owner():
             await self.close()  # before accept: the handshake is refused
             return
+        self.language = language_of_scope(self.scope)  # pushed panels speak the page's language
         self.group = order_group(self.biz)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        OPEN_SOCKETS.inc()
         await self.send_panel()
         watchlist.add(self)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
+            OPEN_SOCKETS.dec()
             watchlist.discard(self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -42,14 +50,18 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         """Shoppers have nothing to say on this stream."""
 
     async def order_changed(self, event: dict) -> None:
-        await self.send_panel()
+        if await self.send_panel() and "applied_at" in event:
+            RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
-    async def send_panel(self) -> None:
+    async def send_panel(self) -> bool:
+        """Send the current panel unless it is the one last sent; True if sent."""
         status, html = await self._render()
         self.sent_status = status
-        if html != self.last_panel:
-            self.last_panel = html
-            await self.send(text_data=html)
+        if html == self.last_panel:
+            return False
+        self.last_panel = html
+        await self.send(text_data=html)
+        return True
 
     @database_sync_to_async
     def _is_owner(self) -> bool:
@@ -59,4 +71,4 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     @database_sync_to_async
     def _render(self) -> tuple[str, str]:
         order = order_with_payment(biz=self.biz)
-        return order.status, panel_render(order)
+        return order.status, panel_render(order, language=self.language)

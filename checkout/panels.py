@@ -1,12 +1,16 @@
-"""The status panels: one function renders them for the page, the htmx answer and the push.
+"""The status panels: one function renders them for the page, the htmx answer, the push and the
+designers' gallery.
 
 Each status has its template, `templates/checkout/panels/<status>.html`, whose root element is
 `<div id="payment-status" data-status="...">`, so the first render and every update are the same
 markup.
 """
 
+from contextlib import nullcontext
+
 import segno
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 
 from checkout.models import Order
@@ -31,5 +35,8 @@ def panel_context(order: Order, *, error: str = "") -> dict:
     }
 
 
-def panel_render(order: Order, *, error: str = "") -> str:
-    return render_to_string(panel_template(order.status), panel_context(order, error=error))
+def panel_render(order: Order, *, error: str = "", language: str | None = None) -> str:
+    """The order's panel; in `language` if given (the socket has no request to take it from),
+    else in the active one."""
+    with translation.override(language) if language else nullcontext():
+        return render_to_string(panel_template(order.status), panel_context(order, error=error))

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from checkout.views import catalogue, notify, orders
+from checkout.views import catalogue, gallery, notify, operators, orders
 
 app_name = "checkout"
 
@@ -12,4 +12,7 @@ urlpatterns = [
     re_path(rf"^orders/{BIZ}/$", orders.order_page, name="order"),
     re_path(rf"^orders/{BIZ}/pay/$", orders.order_pay, name="order_pay"),
     path("payments/notify/sandbox/", notify.notify, {"gateway": "sandbox"}, name="notify"),
+    path("gallery/", gallery.gallery, name="gallery"),
+    path("healthz", operators.healthz, name="healthz"),
+    path("metrics", operators.metrics, name="metrics"),
 ]

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The shopper's language: the set_language cookie, else the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -77,6 +79,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -119,6 +122,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# The compiled catalogues (.mo) are committed next to their .po, so no gettext tools are needed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
@@ -174,3 +180,10 @@ RECONCILE_INTERVAL = float(os.environ.get("RECONCILE_INTERVAL", "5"))
 # Every this many seconds each server process checks, in one query, whether any order watched by
 # one of its sockets changed without the socket hearing of it (a push the channel layer dropped).
 WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
+
+# /metrics answers requests from these addresses, or carrying `Authorization: Bearer <METRICS_TOKEN>`
+# when a token is set; anyone else gets 404 (see README "Operating it").
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_ADDRS = [
+    a for a in os.environ.get("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1").split(",") if a
+]

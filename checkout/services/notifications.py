@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from checkout.gateways import get_gateway
 from checkout.gateways.base import NoticeRejected
+from checkout.metrics import NOTIFICATIONS
 from checkout.models import Notification
 from checkout.services.results import result_receive
 
@@ -69,6 +70,7 @@ async def notification_receive(
         else:
             # An unknown order is answered 200 too: a retry cannot make it known; it is on record.
             receipt = Receipt(200, Notification.Verdict.ACCEPTED, applied.outcome)
+    NOTIFICATIONS.labels(verdict=receipt.verdict, outcome=receipt.outcome or "none").inc()
     logger.info(
         "notification id=%s event=%s biz=%s verdict=%s outcome=%s ms=%.1f",
         record.pk,

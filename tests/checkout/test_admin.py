@@ -1,0 +1,73 @@
+"""The admin finds any order, payment or notification from the id a person holds, and links them."""
+
+import pytest
+from django.urls import reverse
+
+from checkout.models import Notification, Order, Payment
+from tests.checkout import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def paid_order(client):
+    order = f.order()
+    payment = Payment.objects.create(
+        order=order, payment_id=f.payment_id(), amount=order.amount, currency=order.currency
+    )
+    body = f.notice_body(order, pay_id=payment.payment_id)
+    response = client.post("/payments/notify/sandbox/", data=body,
+                           content_type="application/json", headers=f.signed_headers(body))
+    assert response.status_code == 200
+    return order, payment, Notification.objects.get(biz=order.biz)
+
+
+def changelist(admin_client, model: str, **params) -> str:
+    response = admin_client.get(reverse(f"admin:checkout_{model}_changelist"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_an_order_is_found_by_biz_payment_id_or_event_id(admin_client, paid_order):
+    order, payment, notification = paid_order
+    other = f.order()
+    for term in (order.biz, payment.payment_id, notification.event_id):
+        html = changelist(admin_client, "order", q=term)
+        assert order.biz in html and other.biz not in html, term
+
+
+def test_payments_and_notifications_are_found_by_their_ids(admin_client, paid_order):
+    order, payment, notification = paid_order
+    assert payment.payment_id in changelist(admin_client, "payment", q=order.biz)
+    for term in (notification.event_id, order.biz, payment.payment_id):
+        assert notification.event_id in changelist(admin_client, "notification", q=term), term
+
+
+def test_lists_filter_by_status_and_date(admin_client, paid_order):
+    order, _, _ = paid_order
+    assert order.biz in changelist(admin_client, "order", status="paid")
+    assert order.biz not in changelist(admin_client, "order", status="pending")
+    day = order.created_at
+    html = changelist(admin_client, "order", created_at__year=day.year, created_at__month=day.month)
+    assert order.biz in html
+
+
+def test_order_links_to_its_notifications_and_payment_links_to_its_order(admin_client, paid_order):
+    order, payment, _ = paid_order
+    page = admin_client.get(reverse("admin:checkout_order_change", args=[order.pk])).content.decode()
+    assert f"/admin/checkout/notification/?biz={order.biz}" in page
+    assert payment.payment_id in page
+    page = admin_client.get(reverse("admin:checkout_payment_change", args=[payment.pk])).content.decode()
+    assert reverse("admin:checkout_order_change", args=[order.pk]) in page
+
+
+def test_a_notification_shows_its_raw_body_as_text_and_cannot_be_changed(admin_client, paid_order):
+    order, _, notification = paid_order
+    url = reverse("admin:checkout_notification_change", args=[notification.pk])
+    page = admin_client.get(url).content.decode()
+    assert "<pre" in page and f"&quot;out_trade_no&quot;: &quot;{order.biz}&quot;" in page
+    assert f"/admin/checkout/order/?biz={order.biz}" in page
+    assert 'name="_save"' not in page  # view only: the record of what was sent stays as it was
+    assert admin_client.post(url, {"verdict": "malformed"}).status_code == 403
+    assert Notification.objects.get(pk=notification.pk).verdict == "accepted"
+    assert Order.objects.get(pk=order.pk).status == "paid"
