@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export HOST PORT
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install clean messages
 
 $(VENV)/.installed: pyproject.toml
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -32,6 +32,11 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# After editing the code's texts or locale/*/LC_MESSAGES/django.po (needs GNU gettext); commit the .po and .mo.
+messages: install
+	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'node_modules/*' -i 'sandbox/*' -i 'tests/*' -i 'templates/sandbox/*' -i 'templates/checkout/gallery.html'
+	$(PY) manage.py compilemessages -l zh_Hans
 
 clean:
 	rm -rf $(VENV) node_modules db.sqlite3

@@ -124,9 +124,9 @@ class Shoppers:
         self.pages: list = []
         self.events: list[str] = []
 
-    def new(self, base_url: str):
-        """A new shopper's first page, on `base_url`."""
-        context = self.browser.new_context(base_url=base_url)
+    def new(self, base_url: str, **context_options):
+        """A new shopper's first page, on `base_url` (options as Playwright's new_context)."""
+        context = self.browser.new_context(base_url=base_url, **context_options)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         context.add_init_script(WS_PROBE)
         context.on("page", self._watch)
