@@ -50,18 +50,17 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         """Shoppers have nothing to say on this stream."""
 
     async def order_changed(self, event: dict) -> None:
-        if await self.send_panel() and "applied_at" in event:
+        shown = self.last_panel
+        await self.send_panel()
+        if self.last_panel is not shown and "applied_at" in event:  # a new panel went out
             RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
-    async def send_panel(self) -> bool:
-        """Send the current panel unless it is the one last sent; True if sent."""
+    async def send_panel(self) -> None:
         status, html = await self._render()
         self.sent_status = status
-        if html == self.last_panel:
-            return False
-        self.last_panel = html
-        await self.send(text_data=html)
-        return True
+        if html != self.last_panel:
+            self.last_panel = html
+            await self.send(text_data=html)
 
     @database_sync_to_async
     def _is_owner(self) -> bool:
