@@ -36,13 +36,13 @@ class Sample:
 
 
 SAMPLES = [
-    Sample("unpaid", OrderStatus.UNPAID),
-    Sample("unpaid, payment system error", OrderStatus.UNPAID, error=SAMPLE_ERROR),
-    Sample("pending", OrderStatus.PENDING),
-    Sample("pending, reconnecting", OrderStatus.PENDING, reconnecting=True),
-    Sample("paid", OrderStatus.PAID),
-    Sample("failed", OrderStatus.FAILED),
-    Sample("expired", OrderStatus.EXPIRED),
+    Sample("Unpaid", OrderStatus.UNPAID),
+    Sample("Unpaid, payment system error", OrderStatus.UNPAID, error=SAMPLE_ERROR),
+    Sample("Pending", OrderStatus.PENDING),
+    Sample("Pending, reconnecting", OrderStatus.PENDING, reconnecting=True),
+    Sample("Paid", OrderStatus.PAID),
+    Sample("Failed", OrderStatus.FAILED),
+    Sample("Expired", OrderStatus.EXPIRED),
 ]
 
 

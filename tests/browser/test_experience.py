@@ -171,3 +171,17 @@ def test_the_shopper_sees_when_the_live_connection_is_down_and_when_it_is_back(
     shop.start()
     expect(notice).to_be_hidden(timeout=RESULT_TIMEOUT_MS)
     expect(status(page)).to_have_attribute("data-status", "unpaid")
+
+
+def test_the_gallery_shows_every_panel_in_both_languages_for_designers(
+    shop_server: ShopServer, shoppers: Shoppers
+) -> None:
+    page = shoppers.new(shop_server.url)  # the test server runs with DEBUG on
+    page.goto("/gallery/")
+    panels = page.locator(".gallery-panel #payment-status")
+    expect(panels).to_have_count(14)  # 7 samples x 2 languages
+    expect(page.locator(".gallery-panel .connection").first).to_be_visible()
+    expect(page.get_by_text("templates/checkout/panels/pending.html").first).to_be_visible()
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.evaluate("window.scrollTo(0, 0)")  # the samples' autofocus scrolled to the error panel
+    screenshot(page, "gallery")
