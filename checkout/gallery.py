@@ -19,7 +19,9 @@ SAMPLE_BIZ = "0123456789abcdef0123456789abcdef"
 SAMPLE_PAYMENT_ID = "pay_0123456789abcdef01234567"
 CONNECTION_TEMPLATE = "checkout/panels/_connection.html"
 # The same message the Pay button shows when the payment system does not answer.
-SAMPLE_ERROR = gettext_lazy("The payment system did not answer. Your order is kept: please try again.")
+SAMPLE_ERROR = gettext_lazy(
+    "The payment system did not answer. Your order is kept: please try again."
+)
 
 
 @dataclass(frozen=True)

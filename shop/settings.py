@@ -181,8 +181,8 @@ RECONCILE_INTERVAL = float(os.environ.get("RECONCILE_INTERVAL", "5"))
 # one of its sockets changed without the socket hearing of it (a push the channel layer dropped).
 WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
 
-# /metrics answers requests from these addresses, or carrying `Authorization: Bearer <METRICS_TOKEN>`
-# when a token is set; anyone else gets 404 (see README "Operating it").
+# /metrics answers requests from these addresses, or carrying `Authorization: Bearer <token>` when
+# METRICS_TOKEN is set; anyone else gets 403 (see README "Operating it").
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_ADDRS = [
     a for a in os.environ.get("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1").split(",") if a

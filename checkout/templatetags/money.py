@@ -23,5 +23,6 @@ SYMBOLS = {
 def money(amount: int, currency: str = "CNY") -> str:
     """Minor units to a price in the active language: 1999, "CNY" -> "¥19.99"."""
     symbols = SYMBOLS.get(translation.get_language() or "en", SYMBOLS["en"])
-    number = number_format(Decimal(int(amount)) / 100, decimal_pos=2, use_l10n=True, force_grouping=True)
+    major = Decimal(int(amount)) / 100
+    number = number_format(major, decimal_pos=2, use_l10n=True, force_grouping=True)
     return f"{symbols.get(currency, currency + ' ')}{number}"

@@ -14,7 +14,9 @@ def gallery(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "sample": sample,
-            "panels": [(code, name, sample_render(sample, code)) for code, name in settings.LANGUAGES],
+            "panels": [
+                (code, name, sample_render(sample, code)) for code, name in settings.LANGUAGES
+            ],
         }
         for sample in SAMPLES
     ]

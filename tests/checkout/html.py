@@ -1,7 +1,8 @@
 """Strict HTML parsing for tests: a parse error fails the test instead of being repaired."""
 
-import html5lib
 from xml.etree.ElementTree import Element
+
+import html5lib
 
 _parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
 

@@ -52,12 +52,16 @@ def test_lists_filter_by_status_and_date(admin_client, paid_order):
     assert order.biz in html
 
 
+def change_page(admin_client, model: str, pk: int) -> str:
+    return admin_client.get(reverse(f"admin:checkout_{model}_change", args=[pk])).content.decode()
+
+
 def test_order_links_to_its_notifications_and_payment_links_to_its_order(admin_client, paid_order):
     order, payment, _ = paid_order
-    page = admin_client.get(reverse("admin:checkout_order_change", args=[order.pk])).content.decode()
+    page = change_page(admin_client, "order", order.pk)
     assert f"/admin/checkout/notification/?biz={order.biz}" in page
     assert payment.payment_id in page
-    page = admin_client.get(reverse("admin:checkout_payment_change", args=[payment.pk])).content.decode()
+    page = change_page(admin_client, "payment", payment.pk)
     assert reverse("admin:checkout_order_change", args=[order.pk]) in page
 
 

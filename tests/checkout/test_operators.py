@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.utils import timezone
+
 from checkout import metrics
 from checkout.models import Order, OrderStatus, Payment
 from tests.checkout import factories as f
