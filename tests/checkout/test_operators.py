@@ -1,6 +1,9 @@
 """For operators: /healthz (database and channel layer) and Prometheus metrics at /metrics."""
 
+import os
+import socket
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,6 +14,7 @@ from checkout import metrics
 from checkout.models import Order, OrderStatus, Payment
 from tests.checkout import factories as f
 from tests.checkout.test_consumer import connect
+from tests.conftest import require
 
 NOTIFY = "/payments/notify/sandbox/"
 
@@ -28,16 +32,38 @@ def sample(name: str, **labels) -> float:
     return 0.0
 
 
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/6"
+
+
+def redis_answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def use_channel_layer(settings, backend: str, url: str) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": {"hosts": [url]}}}
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def redis_channel_layer(settings):
+    """The production channel layer (channels-redis core), on a real Redis."""
+    url = redis_url()
+    require(redis_answers(url), f"needs Redis at {url}")
+    use_channel_layer(settings, "channels_redis.core.RedisChannelLayer", url)
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def broken_channel_layer(settings):
     """A Redis channel layer on a port nobody listens on: every send fails."""
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
-        }
-    }
-    channel_layers.backends.clear()
+    use_channel_layer(settings, "channels_redis.core.RedisChannelLayer", "redis://127.0.0.1:1/0")
     yield
     channel_layers.backends.clear()
 
@@ -47,6 +73,13 @@ async def test_healthz_is_200_when_database_and_channel_layer_answer(async_clien
     response = await async_client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"database": "ok", "channel_layer": "ok"}}
+
+
+@pytest.mark.django_db
+async def test_healthz_round_trips_a_message_through_redis(async_client, redis_channel_layer):
+    response = await async_client.get("/healthz")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["channel_layer"] == "ok"
 
 
 @pytest.mark.django_db
