@@ -33,6 +33,20 @@ def _notifications_link(biz: str) -> str:
     return _filtered_link("notification", "biz", biz, f"{count} notification(s)")
 
 
+class EventIdSearch:
+    """Search also takes a notification's event id (evt_...) and finds what it was about."""
+
+    biz_lookup = "biz"
+
+    def get_search_results(self, request, queryset: QuerySet, search_term: str):
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.startswith("evt_"):
+            bizs = Notification.objects.filter(event_id=term).values("biz")
+            queryset |= self.model.objects.filter(**{f"{self.biz_lookup}__in": bizs})
+        return queryset, duplicates
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records of what happened: looked at, never edited by hand."""
 
@@ -65,7 +79,7 @@ class FlagInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(EventIdSearch, admin.ModelAdmin):
     list_display = ["biz", "product", "amount", "currency", "status", "created_at", "paid_at"]
     list_filter = ["status", "currency", "created_at", "product"]
     list_select_related = ["product"]
@@ -78,18 +92,10 @@ class OrderAdmin(admin.ModelAdmin):
     def notifications(self, order: Order) -> str:
         return _notifications_link(order.biz)
 
-    def get_search_results(self, request, queryset: QuerySet, search_term: str):
-        """An event id finds the order it was about, so any id on a ticket leads here."""
-        queryset, duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if term.startswith("evt_"):
-            bizs = Notification.objects.filter(event_id=term).values("biz")
-            queryset |= self.model.objects.filter(biz__in=bizs)
-        return queryset, duplicates
-
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(EventIdSearch, ReadOnlyAdmin):
+    biz_lookup = "order__biz"
     list_display = ["payment_id", "order_link", "status", "amount", "currency", "created_at",
                     "last_heard_at"]
     list_filter = ["status", "gateway", "created_at"]

@@ -38,7 +38,8 @@ def test_an_order_is_found_by_biz_payment_id_or_event_id(admin_client, paid_orde
 
 def test_payments_and_notifications_are_found_by_their_ids(admin_client, paid_order):
     order, payment, notification = paid_order
-    assert payment.payment_id in changelist(admin_client, "payment", q=order.biz)
+    for term in (order.biz, payment.payment_id, notification.event_id):
+        assert payment.payment_id in changelist(admin_client, "payment", q=term), term
     for term in (notification.event_id, order.biz, payment.payment_id):
         assert notification.event_id in changelist(admin_client, "notification", q=term), term
 
