@@ -36,7 +36,7 @@ test: install
 # After editing the code's texts or locale/*/LC_MESSAGES/django.po (needs GNU gettext); commit the .po and .mo.
 messages: install
 	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'node_modules/*' -i 'sandbox/*' -i 'tests/*' -i 'templates/sandbox/*' -i 'templates/checkout/gallery.html'
-	$(PY) manage.py compilemessages -l zh_Hans
+	$(PY) manage.py compilemessages -l zh_Hans -i '.venv/*' -i 'node_modules/*'
 
 clean:
 	rm -rf $(VENV) node_modules db.sqlite3
