@@ -3,9 +3,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
 from django.test import AsyncClient, Client
 
 from sandbox.models import Payment
