@@ -4,9 +4,9 @@ Call these inside `transaction.atomic()`. All paths that change an order lock it
 notification, a query result, an expiry and the shopper's own Pay request are applied one at a time.
 """
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from checkout.models import Order
+from checkout.models import Order, OrderStatus, PaymentStatus
 
 
 def order_for_update(biz: str) -> Order:
@@ -15,12 +15,19 @@ def order_for_update(biz: str) -> Order:
 
 
 def orders_due_for_reconcile(now, limit: int) -> QuerySet[Order]:
-    """Waiting orders due for a look, skipping those another reconciler holds right now."""
+    """Orders due for a look, skipping those another reconciler holds right now.
+
+    Waiting orders, and expired ones whose payment we still know as pending (a Pay that was in
+    flight when the order expired): until that payment is final, a success could still come.
+    """
     from checkout.states import WAITING
 
+    unsettled = Q(status__in=WAITING) | Q(
+        status=OrderStatus.EXPIRED, payment__status=PaymentStatus.PENDING
+    )
     return (
         Order.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("payment")
-        .filter(status__in=WAITING, reconcile_after__lte=now)
+        .filter(unsettled, reconcile_after__lte=now)
         .order_by("reconcile_after")[:limit]
     )

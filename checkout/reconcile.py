@@ -3,40 +3,58 @@
 A notification may never come. A pending payment with no word after RECONCILE_QUERY_AFTER seconds
 is queried; an order past its time is closed at the payment system, queried once more, and only
 then expired. Every answer goes through `result_receive`, the function notifications use. Orders
-are claimed with row locks that skip what another reconciler holds, so copies can run side by side.
+are claimed with row locks that skip what another reconciler holds, and leased while they are
+worked on, so copies can run side by side and each order is handled by one of them.
 """
 
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from checkout import locks
 from checkout.gateways import get_gateway
 from checkout.gateways.base import GatewayError, GatewayPayment
-from checkout.models import Order
+from checkout.models import Order, PaymentStatus
 from checkout.services.results import result_receive
 
 logger = logging.getLogger(__name__)
 
 BATCH = 50
-# How long a claimed order stays away from other reconcilers while this one works on it.
-LEASE = timedelta(seconds=30)
+# After an outage, look again this soon (or sooner, if queries are due sooner).
 RETRY_AFTER_ERROR = timedelta(seconds=30)
 
 
-def orders_claim(*, now, limit: int = BATCH) -> list[tuple[str, str | None, bool]]:
-    """Claim due orders: (biz, payment id, expired?), each leased to this reconciler."""
+@dataclass(frozen=True)
+class Claim:
+    biz: str
+    payment_id: str | None  # None: the shop has not recorded a payment (yet)
+    expired: bool
+
+
+def _lease() -> timedelta:
+    # Claimed orders are worked on together, each with at most four gateway calls (query, close,
+    # the GET after a 409, query), so no other copy takes one back while it is being worked on.
+    return timedelta(seconds=30 + 4 * settings.PAYMENT_GATEWAY_TIMEOUT)
+
+
+def orders_claim(*, now: datetime, limit: int = BATCH) -> list[Claim]:
+    """Claim due orders, each leased to this reconciler until it reschedules them."""
     with transaction.atomic():
         orders = list(locks.orders_due_for_reconcile(now, limit))
-        Order.objects.filter(pk__in=[o.pk for o in orders]).update(reconcile_after=now + LEASE)
+        Order.objects.filter(pk__in=[o.pk for o in orders]).update(reconcile_after=now + _lease())
     return [
-        (o.biz, o.payment.payment_id if o.payment_or_none else None, o.expires_at <= now)
+        Claim(
+            biz=o.biz,
+            payment_id=o.payment.payment_id if o.payment_or_none else None,
+            expired=o.expires_at <= now,
+        )
         for o in orders
     ]
 
@@ -49,42 +67,67 @@ def order_reschedule(*, biz: str, after: timedelta) -> None:
     Order.objects.filter(biz=biz).update(reconcile_after=when)
 
 
-async def order_reconcile(*, biz: str, payment_id: str | None, expired: bool) -> str:
+async def order_reconcile(claim: Claim) -> str:
+    """Ask the payment system about one order and apply its answer; returns the outcome."""
     gateway = get_gateway()
-    found: GatewayPayment | None
-    if expired and payment_id:
+    payment_id = claim.payment_id
+    found: GatewayPayment | None = None
+    if claim.expired and payment_id is None:
+        # The shopper's Pay may be in flight: a payment we have not recorded yet is closed too.
+        found = await gateway.query(biz=claim.biz)
+        if found is not None and found.status == PaymentStatus.PENDING:
+            payment_id = found.payment_id
+    if claim.expired and payment_id is not None:
+        # Closed first, so that no success can come after the answer that expires the order.
         await gateway.close(payment_id=payment_id)
-    found = await gateway.query(biz=biz)
-    if found is None and not expired:
+    if payment_id is not None or not claim.expired:
+        found = await gateway.query(biz=claim.biz)
+    if found is None and not claim.expired:
         return "no_payment"
-    applied = await result_receive(biz=biz, payment=found)
+    # None after the time is up: there is no payment, and now none can be started.
+    applied = await result_receive(biz=claim.biz, payment=found)
     return applied.outcome
+
+
+async def _reconcile_step(claim: Claim) -> None:
+    started = time.perf_counter()
+    after = timedelta(seconds=settings.RECONCILE_QUERY_AFTER)
+    error = ""
+    try:
+        outcome = await order_reconcile(claim)
+    except GatewayError as failure:
+        # Nothing was applied; the order stays waiting and is looked at again.
+        outcome, error, after = "gateway_error", str(failure), min(after, RETRY_AFTER_ERROR)
+    except Exception as failure:
+        logger.exception("reconcile biz=%s failed", claim.biz)
+        outcome, error, after = "error", type(failure).__name__, min(after, RETRY_AFTER_ERROR)
+    await sync_to_async(order_reschedule)(biz=claim.biz, after=after)
+    logger.info(
+        "reconcile step=%s biz=%s payment=%s outcome=%s ms=%.1f%s",
+        "expire" if claim.expired else "query",
+        claim.biz,
+        claim.payment_id or "-",
+        outcome,
+        (time.perf_counter() - started) * 1000,
+        f" error={error!r}" if error else "",
+    )
 
 
 async def reconcile_once() -> int:
     """One pass over every due order; returns how many were looked at."""
-    claimed = await sync_to_async(orders_claim)(now=timezone.now())
-    for biz, payment_id, expired in claimed:
-        started = time.perf_counter()
-        step = "expire" if expired else "query"
-        try:
-            outcome = await order_reconcile(biz=biz, payment_id=payment_id, expired=expired)
-            after = timedelta(seconds=settings.RECONCILE_QUERY_AFTER)
-        except GatewayError as error:
-            outcome, after = f"gateway_error: {error}", RETRY_AFTER_ERROR
-        await sync_to_async(order_reschedule)(biz=biz, after=after)
-        logger.info(
-            "reconcile step=%s biz=%s outcome=%s ms=%.1f",
-            step,
-            biz,
-            outcome,
-            (time.perf_counter() - started) * 1000,
-        )
-    return len(claimed)
+    claims = await sync_to_async(orders_claim)(now=timezone.now())
+    await asyncio.gather(*(_reconcile_step(claim) for claim in claims))
+    return len(claims)
 
 
 async def reconcile_forever() -> None:
     while True:
-        count = await reconcile_once()
+        try:
+            count = await reconcile_once()
+        except Exception:
+            logger.exception("reconcile pass failed; retrying")
+            # A database restart leaves a broken connection in the worker thread.
+            await sync_to_async(connections.close_all)()
+            count = 0
         if count < BATCH:
             await asyncio.sleep(settings.RECONCILE_INTERVAL)
