@@ -8,11 +8,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def answering(status: int, body: bytes = b"{}", delay: float = 0.0) -> Iterator[str]:
-    """Serve every request with `status` after `delay` seconds; yields the base URL."""
+def answering(
+    status: int,
+    body: bytes = b"{}",
+    delay: float = 0.0,
+    *,
+    arrived: threading.Event | None = None,
+    release: threading.Event | None = None,
+) -> Iterator[str]:
+    """Serve every request with `status` after `delay` seconds; yields the base URL.
+
+    With `arrived` and `release`, each request sets `arrived` and is held until `release` is set,
+    so a test can act while the caller is waiting for this answer.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
+            if arrived is not None:
+                arrived.set()
+            if release is not None:
+                release.wait(30)
             time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -35,6 +50,74 @@ def answering(status: int, body: bytes = b"{}", delay: float = 0.0) -> Iterator[
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class FailingProxy:
+    """Forwards POSTs to `target` (a base URL), except that it answers 500 to the next `failures`
+    requests: a shop that is down for a while, in front of a real one."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.failures = 0
+        self.failed = 0
+        self.forwarded = 0
+        self.lock = threading.Lock()
+
+    def fail_next(self, count: int) -> None:
+        with self.lock:
+            self.failures = count
+
+    def _take_failure(self) -> bool:
+        with self.lock:
+            if self.failures > 0:
+                self.failures -= 1
+                self.failed += 1
+                return True
+            self.forwarded += 1
+            return False
+
+
+@contextmanager
+def failing_proxy(target: str) -> Iterator[tuple[str, FailingProxy]]:
+    """Serve a FailingProxy in a thread; yields its base URL and the proxy to steer it."""
+    import urllib.error
+    import urllib.request
+
+    proxy = FailingProxy(target)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if proxy._take_failure():
+                status, answer = 500, b'{"error": "down for a while"}'
+            else:
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                request = urllib.request.Request(
+                    proxy.target + self.path, data=body, headers=headers, method="POST"
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        status, answer = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, answer = error.code, error.read()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", proxy
     finally:
         server.shutdown()
         server.server_close()

@@ -1,5 +1,6 @@
 """Exactly once under real concurrency: parallel HTTP deliveries against PostgreSQL row locks."""
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,8 +8,9 @@ import httpx
 import pytest
 
 from checkout import push
-from checkout.models import Notification, Order, OrderStatus
+from checkout.models import Notification, Order, OrderStatus, Payment
 from checkout.services import results
+from tests import fake_http
 from tests.checkout import factories as f
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -73,3 +75,67 @@ def test_conflicting_results_racing_give_one_change_and_success_wins(
     assert changes in (["paid"], ["failed", "paid"], ["expired", "paid"])
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
     assert len(pushes) == len(changes)
+
+
+def test_a_failure_racing_a_close_gives_exactly_one_change_and_one_push(
+    postgres, live_server, pushes
+):
+    order = f.order(status=OrderStatus.PENDING)
+    pay_id = f.payment_id()
+    bodies = [f.notice_body(order, kind=kind, pay_id=pay_id) for kind in ["failed", "closed"] * 10]
+    codes = deliver_in_parallel(f"{live_server.url}/payments/notify/sandbox/", bodies)
+    assert codes == [200] * len(bodies)
+    changes = list(
+        Notification.objects.exclude(outcome="unchanged").values_list("outcome", flat=True)
+    )
+    assert changes in (["failed"], ["expired"])
+    assert Order.objects.get(pk=order.pk).status == changes[0]
+    assert pushes == [order.biz]
+
+
+def test_the_shoppers_pay_racing_a_success_notification_ends_paid_with_one_payment(
+    postgres, live_server, pushes, settings
+):
+    """The payment system calls back while the Pay request still waits for its answer."""
+    session = f.shopper_session()
+    order = f.order(session)
+    pay_id = f.payment_id()
+    started = {
+        "payment_id": pay_id,
+        "status": "pending",
+        "cashier_url": f"{live_server.url}/sandbox/cashier/{pay_id}",
+        "out_trade_no": order.biz,
+        "amount": order.amount,
+        "currency": order.currency,
+    }
+    arrived, release = threading.Event(), threading.Event()
+    csrf = "a" * 32
+    cookies = {settings.SESSION_COOKIE_NAME: session.session_key, "csrftoken": csrf}
+    with fake_http.answering(
+        201, json.dumps(started).encode(), arrived=arrived, release=release
+    ) as gateway:
+        settings.PAYMENT_GATEWAY_URL = gateway
+        with ThreadPoolExecutor(1) as pool:
+            pay = pool.submit(
+                httpx.post,
+                f"{live_server.url}/orders/{order.biz}/pay/",
+                headers={"X-CSRFToken": csrf, "HX-Request": "true"},
+                cookies=cookies,
+                timeout=30,
+            )
+            assert arrived.wait(10), "the Pay request never reached the payment system"
+            body = f.notice_body(order, pay_id=pay_id)
+            codes = deliver_in_parallel(f"{live_server.url}/payments/notify/sandbox/", [body] * 20)
+            release.set()
+            answer = pay.result(timeout=30)
+
+    assert codes == [200] * 20
+    assert answer.status_code == 200
+    assert 'data-status="paid"' in answer.text
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    payment = Payment.objects.get(order=order)
+    assert payment.payment_id == pay_id and payment.cashier_url == started["cashier_url"]
+    outcomes = sorted(Notification.objects.values_list("outcome", flat=True))
+    assert outcomes == ["paid"] + ["unchanged"] * 19
+    assert pushes == [order.biz], "the Pay that came second changed nothing and pushed nothing"
