@@ -144,11 +144,12 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Flag)
-class FlagAdmin(admin.ModelAdmin):
+class FlagAdmin(EventIdSearch, admin.ModelAdmin):
     list_display = ["created_at", "kind", "order_link", "resolved"]
     list_filter = ["kind", "resolved", "created_at"]
     list_select_related = ["order"]
-    search_fields = ["=order__biz"]
+    search_fields = ["=order__biz", "=order__payment__payment_id"]
+    biz_lookup = "order__biz"
     date_hierarchy = "created_at"
     readonly_fields = ["order_link", "kind", "detail", "created_at"]
     fields = ["order_link", "kind", "detail", "created_at", "resolved"]

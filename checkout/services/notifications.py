@@ -77,7 +77,7 @@ async def notification_receive(
         event_id or "-",
         biz or "-",
         receipt.verdict,
-        receipt.outcome,
+        receipt.outcome or "-",
         (time.perf_counter() - started) * 1000,
     )
     return receipt

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from checkout.models import Notification, Order, Payment
+from checkout.models import Flag, Notification, Order, Payment
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +76,22 @@ def test_a_notification_shows_its_raw_body_as_text_and_cannot_be_changed(admin_c
     assert admin_client.post(url, {"verdict": "malformed"}).status_code == 403
     assert Notification.objects.get(pk=notification.pk).verdict == "accepted"
     assert Order.objects.get(pk=order.pk).status == "paid"
+
+
+def test_flagged_cases_are_listed_and_found_by_biz_payment_id_or_event_id(admin_client, paid_order):
+    order, payment, notification = paid_order
+    Flag.objects.create(order=order, kind=Flag.Kind.PAID_AFTER_EXPIRY)
+    other = f.order()
+    Flag.objects.create(order=other, kind=Flag.Kind.AMOUNT_MISMATCH)
+    listed = admin_client.get(reverse("admin:checkout_flag_changelist"))
+    assert len(listed.context["cl"].result_list) == 2
+    for term in (order.biz, payment.payment_id, notification.event_id):
+        response = admin_client.get(reverse("admin:checkout_flag_changelist"), {"q": term})
+        assert [flag.order for flag in response.context["cl"].result_list] == [order], term
+
+
+def test_the_admin_is_for_staff_only(client, paid_order):
+    order, _, _ = paid_order
+    response = client.get(reverse("admin:checkout_order_changelist"), {"q": order.biz})
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
