@@ -170,7 +170,8 @@ def test_with_every_notification_dropped_all_orders_still_resolve(server):
         never_paid: "expired",  # nobody pressed Pay: the server's own reconciler expired it
     }
     marks = ",".join("?" * len(bizs))
-    came = query(server, f"SELECT count(*) FROM checkout_notification WHERE biz IN ({marks})", *bizs)
+    sql = f"SELECT count(*) FROM checkout_notification WHERE biz IN ({marks})"
+    came = query(server, sql, *bizs)
     assert came == [(0,)], "no notification came: all of it was learnt by asking"
     assert query(server, "SELECT status FROM sandbox_payment WHERE id = ?", abandoned_payment) == [
         ("closed",)
@@ -199,7 +200,8 @@ def test_duplicated_reordered_and_probed_notifications_change_each_order_once(se
         biz
         for (biz,) in query(
             server,
-            f"SELECT biz FROM checkout_notification WHERE biz IN ({marks}) AND verdict = 'accepted'",
+            "SELECT biz FROM checkout_notification"
+            f" WHERE biz IN ({marks}) AND verdict = 'accepted'",
             *bizs,
         )
     )
