@@ -7,10 +7,13 @@ The sandbox is served by pytest-django's `live_server` and its notifications are
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
+from asyncio.subprocess import PIPE
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
@@ -23,6 +26,7 @@ from checkout import locks, reconcile
 from checkout.gateways.base import PaymentRequest
 from checkout.gateways.sandbox import SandboxGateway
 from checkout.models import Flag, Order, OrderStatus, Payment, PaymentStatus
+from checkout.push import order_group
 from checkout.services import results
 from checkout.services.payments import payment_record, payment_start
 from sandbox.knobs import knobs_update
@@ -31,6 +35,7 @@ from sandbox.payments import payment_decide
 from shop.asgi import application
 from tests import fake_http
 from tests.checkout import factories as f
+from tests.conftest import require
 from tests.servers import ROOT
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -362,22 +367,26 @@ def test_two_reconcilers_at_once_handle_each_order_exactly_once(
 # --- the command ---------------------------------------------------------------------------------
 
 
+def reconcile_command_env(sandbox, **extra: str) -> dict[str, str]:
+    """`manage.py reconcile` as its own process, on this test's database and sandbox."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "PAYMENT_GATEWAY_URL": sandbox.url + "/sandbox/",
+        "SITE_URL": sandbox.url,
+        **extra,
+    }
+
+
 def test_manage_py_reconcile_once_makes_one_pass_and_exits(sandbox):
     order, pay_id = pending_order()
     payment_decide(payment_id=pay_id, approve=True)
     due(order)
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(database),
-        "PAYMENT_GATEWAY_URL": sandbox.url + "/sandbox/",
-        "SITE_URL": sandbox.url,
-    }
     done = subprocess.run(
         [sys.executable, "manage.py", "reconcile", "--once"],
         cwd=ROOT,
-        env=env,
+        env=reconcile_command_env(sandbox),
         capture_output=True,
         text=True,
         timeout=60,
@@ -386,6 +395,48 @@ def test_manage_py_reconcile_once_makes_one_pass_and_exits(sandbox):
     assert "Reconciled 1 orders." in done.stdout
     assert f"biz={order.biz}" in done.stderr and "outcome=paid" in done.stderr
     assert status_of(order) == OrderStatus.PAID
+
+
+def test_a_reconciler_process_pushes_to_the_shoppers_server_through_redis(sandbox):
+    """Scaled deployment: the shopper's socket lives in a server process, the reconciler in its
+    own; the announcement crosses over Redis."""
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"
+    require(_answers(redis_url), f"needs Redis at {redis_url}")
+    from channels_redis.core import RedisChannelLayer
+
+    order, pay_id = pending_order()
+    payment_decide(payment_id=pay_id, approve=True)
+    due(order)
+    env = reconcile_command_env(sandbox, REDIS_URL=redis_url)
+
+    async def reconcile_in_another_process() -> tuple[int, str, dict]:
+        layer = RedisChannelLayer(hosts=[redis_url])
+        channel = await layer.new_channel()
+        await layer.group_add(order_group(order.biz), channel)  # as the shopper's socket does
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "manage.py", "reconcile", "--once",
+                cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(process.communicate(), 60)
+            message = await asyncio.wait_for(layer.receive(channel), 10)
+        finally:
+            await layer.group_discard(order_group(order.biz), channel)
+        return process.returncode, err.decode(), message
+
+    code, err, message = async_to_sync(reconcile_in_another_process)()
+    assert code == 0, err
+    assert message == {"type": "order.changed"}
+    assert status_of(order) == OrderStatus.PAID
+
+
+def _answers(redis_url: str) -> bool:
+    url = urlsplit(redis_url)
+    try:
+        with socket.create_connection((url.hostname, url.port or 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _database_url(database: dict) -> str:
