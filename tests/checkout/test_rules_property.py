@@ -32,7 +32,7 @@ def histories(draw):
 
 
 class DeliveryRulesTest(TestCase):
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=60, deadline=None)
     @given(histories())
     def test_any_history_ends_in_the_payment_systems_truth(self, history):
         events, wrong_amount, steps = history

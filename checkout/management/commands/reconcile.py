@@ -15,5 +15,9 @@ class Command(BaseCommand):
         if once:
             count = asyncio.run(reconcile_once())
             self.stdout.write(f"Reconciled {count} orders.")
-        else:
+            return
+        try:
             asyncio.run(reconcile_forever())
+        except KeyboardInterrupt:
+            # Stopping mid-pass is safe: a claimed order's lease runs out and it is taken again.
+            self.stdout.write("Reconciler stopped.")
