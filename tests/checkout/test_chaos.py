@@ -152,7 +152,9 @@ def reconcile_steps(server: ShopServer) -> list[tuple[str, str]]:
     return re.findall(r"reconcile step=\w+ biz=(\w+) payment=\S+ outcome=(\w+)", server.log_text())
 
 
-def test_with_every_notification_dropped_all_orders_still_resolve(server):
+def test_with_every_notification_dropped_orders_resolve_and_unpaid_ones_expire_by_themselves(
+    server,
+):
     knobs(server, drop=True)
     shopper = Shopper(server)
     approved, declined, abandoned, never_paid = (shopper.buy() for _ in range(4))
@@ -177,6 +179,8 @@ def test_with_every_notification_dropped_all_orders_still_resolve(server):
         ("closed",)
     ]
     assert changes(server, bizs) == Counter(bizs)
+    page = shopper.http.get(f"/orders/{never_paid}/")
+    assert 'data-status="expired"' in page.text
     steps = dict(reconcile_steps(server))
     assert steps[approved] == "paid" and steps[declined] == "failed"
 

@@ -368,7 +368,8 @@ def test_two_reconcilers_at_once_handle_each_order_exactly_once(
 
 
 def reconcile_command_env(sandbox, **extra: str) -> dict[str, str]:
-    """`manage.py reconcile` as its own process, on this test's database and sandbox."""
+    """`manage.py reconcile` as its own process, on this test's database and sandbox (PostgreSQL:
+    the SQLite test database is in memory, which another process cannot open)."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -379,7 +380,7 @@ def reconcile_command_env(sandbox, **extra: str) -> dict[str, str]:
     }
 
 
-def test_manage_py_reconcile_once_makes_one_pass_and_exits(sandbox):
+def test_manage_py_reconcile_once_makes_one_pass_and_exits(postgres, sandbox):
     order, pay_id = pending_order()
     payment_decide(payment_id=pay_id, approve=True)
     due(order)
@@ -397,7 +398,7 @@ def test_manage_py_reconcile_once_makes_one_pass_and_exits(sandbox):
     assert status_of(order) == OrderStatus.PAID
 
 
-def test_a_reconciler_process_pushes_to_the_shoppers_server_through_redis(sandbox):
+def test_a_reconciler_process_pushes_to_the_shoppers_server_through_redis(postgres, sandbox):
     """Scaled deployment: the shopper's socket lives in a server process, the reconciler in its
     own; the announcement crosses over Redis."""
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"
@@ -440,7 +441,5 @@ def _answers(redis_url: str) -> bool:
 
 
 def _database_url(database: dict) -> str:
-    if database["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{database['NAME']}"
     user = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
     return f"postgres://{user}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
