@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from checkout import push
 from checkout.models import Notification, Order, OrderStatus, Payment
 from checkout.services import results
 from tests import fake_http
