@@ -2,15 +2,19 @@
 
 Only the order's owner may subscribe. The socket joins the order's group first and then sends the
 current panel, so a result that arrived before the socket opened (or while it reconnected) is shown.
-Whatever the browser sends is ignored, never relayed. Pushes are at-most-once, so every socket is
-also on the process's watchlist (`checkout.watch`), which catches up what a push lost.
+Whatever the browser sends is ignored, never relayed, and a message over WS_MAX_MESSAGE_BYTES
+closes the socket (1009). One client may hold only WS_MAX_PER_CLIENT sockets (`checkout.clients`).
+Pushes are at-most-once, so every socket is also on the process's watchlist (`checkout.watch`),
+which catches up what a push lost.
 """
 
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
+from checkout.clients import client_of, slots
 from checkout.languages import language_of_scope
 from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
 from checkout.panels import panel_render
@@ -19,6 +23,8 @@ from checkout.selectors import order_for_owner, order_with_payment
 from checkout.shoppers import shopper_of
 from checkout.watch import watchlist
 
+MESSAGE_TOO_BIG = 1009
+
 
 class OrderStatusConsumer(AsyncWebsocketConsumer):
     biz: str
@@ -26,28 +32,47 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     last_panel: str | None = None
     sent_status: str | None = None
     language: str | None = None
+    client: str | None = None
 
     async def connect(self) -> None:
         self.biz = self.scope["url_route"]["kwargs"]["biz"]
-        if not await self._is_owner():
-            await self.close()  # before accept: the handshake is refused
+        client = client_of(self.scope)
+        if not slots.take(client):
+            await self.close()  # before accept, and before any query: refused
             return
+        self.client = client
         self.language = language_of_scope(self.scope)  # pushed panels speak the page's language
-        self.group = order_group(self.biz)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            if not await self._is_owner():
+                self._give_back_slot()
+                await self.close()  # before accept: the handshake is refused
+                return
+            self.group = order_group(self.biz)
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except BaseException:
+            self._give_back_slot()
+            raise
         await self.accept()
         OPEN_SOCKETS.inc()
         await self.send_panel()
         watchlist.add(self)
 
     async def disconnect(self, code: int) -> None:
+        self._give_back_slot()
         if self.group:
             OPEN_SOCKETS.dec()
             watchlist.discard(self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Shoppers have nothing to say on this stream."""
+        """Shoppers have nothing to say on this stream: ignore it, and close on anything large.
+
+        `manage.py serve` makes daphne refuse such frames before they are buffered; this check
+        keeps the cap under any other ASGI server too.
+        """
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.WS_MAX_MESSAGE_BYTES:
+            await self.close(code=MESSAGE_TOO_BIG)
 
     async def order_changed(self, event: dict) -> None:
         shown = self.last_panel
@@ -61,6 +86,11 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         if html != self.last_panel:
             self.last_panel = html
             await self.send(text_data=html)
+
+    def _give_back_slot(self) -> None:
+        if self.client is not None:
+            slots.give_back(self.client)
+            self.client = None
 
     @database_sync_to_async
     def _is_owner(self) -> bool:

@@ -102,11 +102,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Pub/sub, not core: measured in bench/ws_fanout.py and explained in the README ("Real-time
+# delivery"). `REDIS_CHANNEL_LAYER=core` selects channels-redis's core layer instead.
+REDIS_LAYERS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
+# redis-py 8's asyncio pool allows 100 connections by default; the core layer takes one per
+# concurrent command, so a burst of connects needs far more. channels-redis passes the keys of a
+# host dict to `ConnectionPool.from_url`, which is where the pool is sized.
+REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "5000"))
 if REDIS_URL:
+    if REDIS_CHANNEL_LAYER not in REDIS_LAYERS:
+        raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {sorted(REDIS_LAYERS)}.")
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": REDIS_LAYERS[REDIS_CHANNEL_LAYER],
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}]
+            },
         }
     }
 else:
@@ -187,3 +202,12 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_ADDRS = [
     a for a in os.environ.get("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1").split(",") if a
 ]
+
+# The status stream: the largest message a browser may send (it has nothing to say), and how many
+# sockets one client address may hold open per server process (0: no limit).
+WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))
+WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "50"))
+# Behind a reverse proxy: trust its X-Forwarded-For for the client address (`manage.py serve`).
+PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
+# A push is best effort; it never holds up the answer to the payment system for longer than this.
+PUSH_TIMEOUT = float(os.environ.get("PUSH_TIMEOUT", "2"))

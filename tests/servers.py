@@ -50,6 +50,13 @@ SHOP_ENV = frozenset(
         "RECONCILE_IN_SERVER",
         "RECONCILE_QUERY_AFTER",
         "RECONCILE_INTERVAL",
+        "REDIS_CHANNEL_LAYER",
+        "REDIS_MAX_CONNECTIONS",
+        "WATCH_INTERVAL",
+        "PUSH_TIMEOUT",
+        "WS_MAX_MESSAGE_BYTES",
+        "WS_MAX_PER_CLIENT",
+        "PROXY_HEADERS",
     }
 )
 
