@@ -92,6 +92,19 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
+# On PostgreSQL each process draws its connections from a small pool. Without one, every database
+# read a socket makes opens a new connection (Django closes it after each call under ASGI, where
+# persistent connections are not safe): a burst of 2,000 connects opened 6,000 in a row and
+# outlasted daphne's handshake timeout. DATABASE_POOL_SIZE bounds each process's share of
+# PostgreSQL's max_connections.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 1,
+            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "8")),
+            "timeout": 20,
+        }
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, the sandbox's deliveries and the reconciler share the
     # file without "database is locked" errors.
@@ -156,6 +169,15 @@ STATICFILES_DIRS = [
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 
+# HTTPS, on whenever DEBUG is off: the shop sits behind a TLS-terminating proxy (deploy/nginx.conf)
+# that says so in X-Forwarded-Proto. HTTPS=0 serves plain HTTP (a test on loopback, say).
+HTTPS = env_bool("HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+
 # --- Payments -----------------------------------------------------------------------------------
 
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
@@ -207,7 +229,10 @@ METRICS_ALLOWED_ADDRS = [
 # sockets one client address may hold open per server process (0: no limit).
 WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))
 WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "50"))
+WS_CONNECT_TIMEOUT = int(os.environ.get("WS_CONNECT_TIMEOUT", "60"))
 # Behind a reverse proxy: trust its X-Forwarded-For for the client address (`manage.py serve`).
 PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
+if PROXY_HEADERS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # A push is best effort; it never holds up the answer to the payment system for longer than this.
 PUSH_TIMEOUT = float(os.environ.get("PUSH_TIMEOUT", "2"))

@@ -130,3 +130,64 @@ async def test_a_dropped_push_is_caught_up_by_the_watchlist_sweep():
     assert await watchlist.sweep() == 0
     await socket.disconnect()
     assert order.biz not in watchlist.sockets
+
+
+class FakeSocket:
+    def __init__(self, biz: str, sent_status: str) -> None:
+        self.biz, self.sent_status, self.sends = biz, sent_status, 0
+
+    async def send_panel(self) -> None:
+        self.sends += 1
+
+
+def test_the_watchlist_sweep_costs_one_query_per_thousand_watched_orders():
+    from asgiref.sync import async_to_sync
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from checkout.watch import CHUNK, Watchlist
+
+    order = f.order(status=OrderStatus.PENDING)
+    watchlist = Watchlist()
+    stale = FakeSocket(order.biz, OrderStatus.UNPAID)
+    watchlist.sockets[order.biz] = {stale, FakeSocket(order.biz, OrderStatus.PENDING)}
+    for number in range(CHUNK + 10):  # pages of orders this test did not create: no rows
+        watchlist.sockets[f"{number:032x}"] = {FakeSocket(f"{number:032x}", "pending")}
+
+    # async_to_sync from this thread runs the ORM's sync part here, where the capture listens.
+    with CaptureQueriesContext(connection) as queries:
+        caught_up = async_to_sync(watchlist.sweep)()
+
+    assert len(queries) == 2  # 1,011 orders watched: two chunks, one query each
+    assert caught_up == 1 and stale.sends == 1
+
+
+async def test_a_large_message_from_the_browser_closes_the_socket():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    await socket.send_to(text_data="x" * (settings.WS_MAX_MESSAGE_BYTES + 1))
+    closed = await socket.receive_output()
+    assert closed == {"type": "websocket.close", "code": 1009}
+
+
+def from_client(socket: WebsocketCommunicator, ip: str) -> WebsocketCommunicator:
+    socket.scope["client"] = (ip, 40000)
+    return socket
+
+
+async def test_a_client_flooding_connects_is_capped_and_others_still_connect(settings):
+    settings.WS_MAX_PER_CLIENT = 3
+    session, order = await make_order(status=OrderStatus.PENDING)
+    flood = [from_client(connect(order.biz, session), "10.0.0.66") for _ in range(4)]
+    accepted = [(await socket.connect())[0] for socket in flood]
+    other = from_client(connect(order.biz, session), "10.0.0.7")
+
+    assert accepted == [True, True, True, False]
+    assert (await other.connect())[0]
+    await flood[0].disconnect()
+    again = from_client(connect(order.biz, session), "10.0.0.66")
+    assert (await again.connect())[0]  # a closed socket gives its place back
+    for socket in [*flood[1:3], other, again]:
+        await socket.disconnect()

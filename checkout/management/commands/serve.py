@@ -50,6 +50,9 @@ class Command(BaseCommand):
         arguments = ["-b", settings.HOST, "-p", str(settings.PORT)]
         arguments += ["--websocket-max-message-size", max_bytes]
         arguments += ["--websocket-max-frame-size", max_bytes]
+        # Daphne drops a handshake the application has not answered within 5 s; in a burst of
+        # thousands, the last connects wait behind the first ones' database reads for longer.
+        arguments += ["--websocket_connect_timeout", str(settings.WS_CONNECT_TIMEOUT)]
         if settings.PROXY_HEADERS:
             arguments.append("--proxy-headers")  # the client is X-Forwarded-For, from the proxy
         CommandLineInterface().run([*arguments, "shop.asgi:application"])

@@ -1,0 +1,55 @@
+"""A burst of 2,000 simultaneous WebSocket connects to one server process on Redis all succeed.
+
+redis-py 8's asyncio pool allows 100 connections by default, which a burst used to exhaust with the
+core layer ("Too many connections"); the core layer, which takes a pool connection per concurrent
+command, gets a burst of 400 (four pools' worth; 2,000 take a minute on it). The shoppers come
+from up to 40 loopback addresses, 50 sockets each, so the burst stays within the per-client cap
+(WS_MAX_PER_CLIENT, 50 by default) without switching it off.
+"""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from checkout.models import OrderStatus
+from tests.checkout import factories as f
+from tests.realtime.streams import next_status, open_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORDERS_PER_CLIENT = 5
+TABS_PER_ORDER = 10  # 50 sockets per client address
+
+
+def shoppers_with_orders(clients: int) -> list[tuple[str, str, str]]:
+    """(client address, session key, biz) for every socket of the burst."""
+    sockets = []
+    for client in range(clients):
+        session = f.shopper_session()
+        for _ in range(ORDERS_PER_CLIENT):
+            order = f.order(session, status=OrderStatus.PENDING)
+            ip = f"127.0.{client // 200}.{client % 200 + 2}"
+            sockets += [(ip, session.session_key, order.biz)] * TABS_PER_ORDER
+    return sockets
+
+
+@pytest.mark.parametrize(("layer", "sockets"), [("pubsub", 2000), ("core", 400)])
+async def test_a_burst_of_simultaneous_connects_all_get_their_panel(
+    shops, shared_redis, layer, sockets
+):
+    server = shops.start("burst", REDIS_URL=shared_redis, REDIS_CHANNEL_LAYER=layer)
+    plan = await sync_to_async(shoppers_with_orders)(sockets // 50)
+
+    async def one(ip: str, key: str, biz: str) -> str:
+        stream = await open_stream(server.url, biz, key, local_ip=ip)
+        try:
+            return await next_status(stream, timeout=120)
+        finally:
+            await stream.close()
+
+    results = await asyncio.gather(*(one(*args) for args in plan), return_exceptions=True)
+
+    failures = [repr(r) for r in results if r != "pending"]
+    assert len(results) == sockets
+    assert not failures, f"{len(failures)} failed, e.g. {failures[:3]}\n{server.log_tail()}"
