@@ -25,8 +25,6 @@ class Watcher(Protocol):
 
     async def send_panel(self) -> None: ...
 
-    async def close(self, code: int | bool | None = None) -> None: ...
-
 
 class Watchlist:
     def __init__(self) -> None:
@@ -57,16 +55,6 @@ class Watchlist:
         for socket in stale:
             await socket.send_panel()
         return len(stale)
-
-    async def close_all(self, *, code: int) -> int:
-        """Close every socket this process serves (on shutdown); return how many."""
-        sockets = [s for group in self.sockets.values() for s in group]
-        for socket in sockets:
-            try:
-                await socket.close(code=code)
-            except Exception:
-                logger.exception("closing a socket on shutdown failed")
-        return len(sockets)
 
     async def _run(self) -> None:
         while self.sockets:

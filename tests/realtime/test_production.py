@@ -19,6 +19,7 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
+from tests.checkout import factories as f
 from tests.realtime.streams import next_status, open_stream, status_becomes
 from tests.servers import ROOT, free_port
 
@@ -102,6 +103,7 @@ def approve(cashier_url: str) -> None:
 async def test_deploy_run_serves_a_purchase_across_its_processes_and_stops_cleanly(
     shops, shared_database, shared_redis, tmp_path
 ):
+    await sync_to_async(f.product)()  # the catalogue
     payments = shops.start("payments", RECONCILE_IN_SERVER="0")
     port = two_free_ports()
     first, second = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
