@@ -1,11 +1,13 @@
 # The two commands of the README: `make run` and `make test`.
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 2
+PROD_PORT ?= 8001
 VENV := .venv
 PY := $(VENV)/bin/python
 export HOST PORT
 
-.PHONY: run test bench install clean messages
+.PHONY: run test prod bench install clean messages
 
 $(VENV)/.installed: pyproject.toml
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -29,6 +31,11 @@ run: install
 	@echo "  Try it: buy a product, press Pay, open the cashier link (or scan the QR code) and approve."
 	@echo
 	$(PY) manage.py serve
+
+# Production: N server processes on PROD_PORT.. and the reconciler (deploy/run; README "Production").
+prod: install
+	$(PY) manage.py collectstatic --noinput
+	$(PY) deploy/run --workers $(WORKERS) --port $(PROD_PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -126,6 +126,10 @@ REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
 # concurrent command, so a burst of connects needs far more. channels-redis passes the keys of a
 # host dict to `ConnectionPool.from_url`, which is where the pool is sized.
 REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "5000"))
+# redis-py 8 also times reads out after 5 s by default, the very time the core layer's blocking
+# receive (BZPOPMIN, 5 s) waits: on a busy process the read lost that race, and the socket closed
+# with 1011. Reads get twice that; pushes have their own bound (PUSH_TIMEOUT).
+REDIS_SOCKET_TIMEOUT = 10
 if REDIS_URL:
     if REDIS_CHANNEL_LAYER not in REDIS_LAYERS:
         raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {sorted(REDIS_LAYERS)}.")
@@ -133,7 +137,13 @@ if REDIS_URL:
         "default": {
             "BACKEND": REDIS_LAYERS[REDIS_CHANNEL_LAYER],
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}]
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                    }
+                ]
             },
         }
     }

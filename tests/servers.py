@@ -57,6 +57,7 @@ SHOP_ENV = frozenset(
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_PER_CLIENT",
         "PROXY_HEADERS",
+        "HTTPS",
         "WS_CONNECT_TIMEOUT",
         "DATABASE_POOL_SIZE",
     }
