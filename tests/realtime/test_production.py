@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import httpx
@@ -86,9 +87,10 @@ def buy_and_pay(base: str) -> tuple[str, str, str]:
         assert bought.status_code == 302, bought.text
         biz = re.search(r"/orders/([0-9a-f]{32})/", bought.headers["location"])[1]
         csrf = client.cookies["csrftoken"]
-        paid = client.post(f"/orders/{biz}/pay/", headers={"X-CSRFToken": csrf, "HX-Request": "true"})
+        htmx = {"X-CSRFToken": csrf, "HX-Request": "true"}
+        paid = client.post(f"/orders/{biz}/pay/", headers=htmx)
         assert paid.status_code == 200 and 'data-status="pending"' in paid.text, paid.text
-        cashier = re.search(r'class="cashier-link" href="([^"]+)"', paid.text)[1]
+        cashier = re.search(r'<a [^>]*class="[^"]*cashier-link[^>]*href="([^"]+)"', paid.text)[1]
         return client.cookies["sessionid"], biz, cashier
 
 
