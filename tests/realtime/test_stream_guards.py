@@ -1,0 +1,36 @@
+"""The stream's guards on a real server process (daphne as `manage.py serve` configures it)."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from checkout.models import OrderStatus
+from tests.checkout import factories as f
+from tests.realtime.streams import next_status, open_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_daphne_closes_a_stream_on_an_oversized_frame_and_caps_sockets_per_client(
+    shops, shared_redis
+):
+    server = shops.start("guards", REDIS_URL=shared_redis, WS_MAX_PER_CLIENT="3")
+    shopper = await sync_to_async(f.shopper_session)()
+    order = await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING)
+
+    talker = await open_stream(server.url, order.biz, shopper.session_key)
+    assert await next_status(talker) == "pending"
+    await talker.send("x" * 10_000)  # over WS_MAX_MESSAGE_BYTES (4096)
+    with pytest.raises(ConnectionClosed):
+        await talker.recv()
+    # daphne's frame cap fails the connection by dropping it (autobahn's failByDrop), so 1006; the
+    # consumer's own check, for other servers, closes with 1009.
+    assert talker.close_code in (1006, 1009)
+
+    flood = [await open_stream(server.url, order.biz, shopper.session_key) for _ in range(3)]
+    with pytest.raises(InvalidStatus):
+        await open_stream(server.url, order.biz, shopper.session_key)  # a fourth from 127.0.0.1
+    neighbour = await open_stream(server.url, order.biz, shopper.session_key, local_ip="127.0.0.9")
+    assert await next_status(neighbour) == "pending"
+    for stream in [*flood, neighbour]:
+        await stream.close()
