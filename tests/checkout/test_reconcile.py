@@ -403,15 +403,19 @@ def test_a_reconciler_process_pushes_to_the_shoppers_server_through_redis(postgr
     own; the announcement crosses over Redis."""
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"
     require(_answers(redis_url), f"needs Redis at {redis_url}")
-    from channels_redis.core import RedisChannelLayer
+    from django.utils.module_loading import import_string
+
+    from shop.settings import REDIS_LAYERS
 
     order, pay_id = pending_order()
     payment_decide(payment_id=pay_id, approve=True)
     due(order)
     env = reconcile_command_env(sandbox, REDIS_URL=redis_url)
+    # The layer a server process with this REDIS_URL uses (pub/sub unless REDIS_CHANNEL_LAYER says).
+    layer_class = import_string(REDIS_LAYERS[env.get("REDIS_CHANNEL_LAYER", "pubsub")])
 
     async def reconcile_in_another_process() -> tuple[int, str, dict]:
-        layer = RedisChannelLayer(hosts=[redis_url])
+        layer = layer_class(hosts=[redis_url])
         channel = await layer.new_channel()
         await layer.group_add(order_group(order.biz), channel)  # as the shopper's socket does
         try:
