@@ -3,6 +3,7 @@
 import asyncio
 import hmac
 import secrets
+import weakref
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -24,17 +25,27 @@ def _database() -> None:
             raise RuntimeError("SELECT 1 did not answer 1")
 
 
+# One probe channel per layer, reused, and one probe at a time: the pub/sub layer keeps a Redis
+# subscription for every channel until a receive on it is cancelled, so a new channel per probe
+# would pile up one subscription per load-balancer check.
+_probe_channels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_probe_lock = asyncio.Lock()
+
+
 async def _channel_layer() -> None:
-    """A message sent to a new channel of this process and received back: what a push needs."""
+    """A message sent to a channel of this process and received back: what a push needs."""
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("healthz.")
-    nonce = secrets.token_hex(8)
-    await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
-    message = await asyncio.wait_for(layer.receive(channel), CHANNEL_LAYER_TIMEOUT)
-    if message.get("nonce") != nonce:
-        raise RuntimeError("received a different message than the one sent")
+    async with _probe_lock:
+        if layer not in _probe_channels:
+            _probe_channels[layer] = await layer.new_channel("healthz.")
+        channel = _probe_channels[layer]
+        nonce = secrets.token_hex(8)
+        await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
+        async with asyncio.timeout(CHANNEL_LAYER_TIMEOUT):
+            while (await layer.receive(channel)).get("nonce") != nonce:
+                pass  # the answer to an earlier probe that timed out
 
 
 @require_GET

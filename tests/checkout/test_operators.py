@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from checkout import metrics
 from checkout.models import Order, OrderStatus, Payment
+from shop.settings import REDIS_LAYERS
 from tests.checkout import factories as f
 from tests.checkout.test_consumer import connect
 from tests.conftest import require
@@ -50,20 +51,20 @@ def use_channel_layer(settings, backend: str, url: str) -> None:
     channel_layers.backends.clear()
 
 
-@pytest.fixture
-def redis_channel_layer(settings):
-    """The production channel layer (channels-redis core), on a real Redis."""
+@pytest.fixture(params=["pubsub", "core"])
+def redis_channel_layer(settings, request):
+    """The Redis channel layers the shop can run on (pub/sub by default), on a real Redis."""
     url = redis_url()
     require(redis_answers(url), f"needs Redis at {url}")
-    use_channel_layer(settings, "channels_redis.core.RedisChannelLayer", url)
+    use_channel_layer(settings, REDIS_LAYERS[request.param], url)
     yield
     channel_layers.backends.clear()
 
 
-@pytest.fixture
-def broken_channel_layer(settings):
+@pytest.fixture(params=["pubsub", "core"])
+def broken_channel_layer(settings, request):
     """A Redis channel layer on a port nobody listens on: every send fails."""
-    use_channel_layer(settings, "channels_redis.core.RedisChannelLayer", "redis://127.0.0.1:1/0")
+    use_channel_layer(settings, REDIS_LAYERS[request.param], "redis://127.0.0.1:1/0")
     yield
     channel_layers.backends.clear()
 
@@ -80,6 +81,22 @@ async def test_healthz_round_trips_a_message_through_redis(async_client, redis_c
     response = await async_client.get("/healthz")
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["channel_layer"] == "ok"
+
+
+@pytest.mark.django_db
+async def test_healthz_probes_on_pub_sub_reuse_one_subscription(async_client, settings):
+    url = redis_url()
+    require(redis_answers(url), f"needs Redis at {url}")
+    use_channel_layer(settings, REDIS_LAYERS["pubsub"], url)
+    try:
+        for _ in range(3):
+            assert (await async_client.get("/healthz")).status_code == 200
+        from channels.layers import get_channel_layer
+
+        # pub/sub keeps a subscription per channel it was asked for: one, not one per probe.
+        assert len(get_channel_layer()._get_layer().channels) == 1
+    finally:
+        channel_layers.backends.clear()
 
 
 @pytest.mark.django_db

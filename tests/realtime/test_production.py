@@ -135,7 +135,8 @@ async def test_deploy_run_serves_a_purchase_across_its_processes_and_stops_clean
         await sync_to_async(approve)(cashier)
 
         assert await status_becomes(stream, "paid"), log()
-        children = [int(pid) for pid in re.findall(r"pid (\d+)", log())]
+        started = re.findall(r"deploy/run: started .+ pid (\d+)", log_path.read_text())
+        children = [int(pid) for pid in started]
         assert len(children) == 3  # two servers and the reconciler
 
         run.send_signal(signal.SIGTERM)
