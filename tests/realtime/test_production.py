@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,14 +54,15 @@ def test_check_deploy_is_clean_with_production_settings():
 
 
 def two_free_ports() -> int:
+    """A port P such that P and P+1 are free right now (deploy/run takes consecutive ports)."""
     while True:
         port = free_port()
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port + 1}/", timeout=0.2)
-        except urllib.error.HTTPError:
-            continue
-        except OSError:
-            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
 
 
 def wait_answers(url: str, process: subprocess.Popen, log) -> None:
