@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 		{ echo "Python >= 3.12 is needed; .python-version names $$(cat .python-version)"; exit 1; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

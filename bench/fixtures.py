@@ -1,0 +1,119 @@
+"""Shoppers, orders and signed notifications, written straight to the database in bulk.
+
+The load generator makes thousands of them before it measures anything, so it does not go through
+the buy form; the rows are the same ones `checkout.services.orders.order_create` and a saved
+session would leave (see tests/checkout/factories.py).
+"""
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from checkout.models import Order, OrderStatus, Payment, Product
+from checkout.shoppers import SESSION_KEY
+from sandbox import signature
+
+
+@dataclass(frozen=True)
+class Shopper:
+    session_key: str
+    orders: list[str]  # biz of each order this shopper owns
+    payment_ids: list[str]  # the matching payment ids ("" where the order has no payment yet)
+
+
+def product() -> Product:
+    return Product.objects.get_or_create(
+        slug="bench-tea", defaults={"name": "Bench tea", "price": 1999, "currency": "CNY"}
+    )[0]
+
+
+def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) -> list[Shopper]:
+    """`count` shoppers with a saved session each, owning `orders_each` orders.
+
+    `pending` orders already have a started payment, as after Pay: a socket on them shows the
+    pending panel and waits for the result.
+    """
+    item = product()
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=settings.ORDER_PAYMENT_TTL)
+    sessions, orders, shoppers = [], [], []
+    for _ in range(count):
+        token = secrets.token_hex(16)
+        key = secrets.token_hex(16)
+        sessions.append(
+            Session(
+                session_key=key,
+                session_data=SessionStore().encode({SESSION_KEY: token}),
+                expire_date=now + timedelta(days=1),
+            )
+        )
+        mine = [
+            Order(
+                product=item,
+                amount=item.price,
+                currency=item.currency,
+                owner=token,
+                expires_at=expires_at,
+                reconcile_after=expires_at,
+                status=OrderStatus.PENDING if pending else OrderStatus.UNPAID,
+            )
+            for _ in range(orders_each)
+        ]
+        orders += mine
+        payment_ids = ["pay_" + secrets.token_hex(12) if pending else "" for _ in mine]
+        shoppers.append(Shopper(key, [o.biz for o in mine], payment_ids))
+    Session.objects.bulk_create(sessions, batch_size=1000)
+    Order.objects.bulk_create(orders, batch_size=1000)
+    if pending:
+        by_biz = {o.biz: o for o in orders}
+        Payment.objects.bulk_create(
+            [
+                Payment(
+                    order=by_biz[biz],
+                    payment_id=pay_id,
+                    amount=item.price,
+                    currency=item.currency,
+                    cashier_url=f"http://127.0.0.1/sandbox/cashier/{pay_id}",
+                )
+                for s in shoppers
+                for biz, pay_id in zip(s.orders, s.payment_ids, strict=True)
+            ],
+            batch_size=1000,
+        )
+    return shoppers
+
+
+def orders_reset_pending(bizs: list[str]) -> None:
+    """Put paid orders back to waiting, so the same sockets can measure another push."""
+    Order.objects.filter(biz__in=bizs).update(status=OrderStatus.PENDING, paid_at=None)
+    Payment.objects.filter(order__biz__in=bizs).update(status="pending")
+
+
+def notice(biz: str, payment_id: str, *, amount: int = 1999, currency: str = "CNY") -> bytes:
+    """A `payment.succeeded` notification body, as the sandbox sends it."""
+    return json.dumps(
+        {
+            "id": "evt_" + secrets.token_hex(12),
+            "type": "payment.succeeded",
+            "created": int(time.time()),
+            "data": {
+                "payment_id": payment_id,
+                "out_trade_no": biz,
+                "amount": amount,
+                "currency": currency,
+                "status": "succeeded",
+            },
+        }
+    ).encode()
+
+
+def signed(body: bytes) -> dict[str, str]:
+    header = signature.sign(body, settings.SANDBOX_NOTIFY_SECRET, int(time.time()))
+    return {signature.HEADER: header, "Content-Type": "application/json"}

@@ -1,0 +1,384 @@
+"""BENCHMARKS.md and its charts, from the figures `bench.run` collected.
+
+Each figure in a table is the median over runs (or over bursts, for push latency); ratios compare
+variants measured in the same run.
+"""
+
+import dataclasses
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+from bench.stats import median
+from tests.servers import ROOT
+
+PACKAGES = (
+    "Django", "channels", "channels-redis", "daphne", "uvicorn", "websockets", "gunicorn",
+    "aiohttp", "psycopg", "httpx",
+)  # fmt: skip
+PROFILE_NOTES = Path(__file__).with_name("profile_notes.md")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return "unknown"
+
+
+def _database(url: str) -> str:
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version}"
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=3) as c:
+            return "PostgreSQL " + c.execute("SHOW server_version").fetchone()[0]
+    except Exception as error:
+        return f"PostgreSQL (version unknown: {type(error).__name__})"
+
+
+def _redis(url: str) -> str:
+    if not url:
+        return "not used (no REDIS_URL)"
+    import redis
+
+    return "Redis " + redis.Redis.from_url(url).info()["redis_version"]
+
+
+def _git() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def environment(database_url: str, redis_url: str, sizes) -> dict:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} CPUs ({_cpu_model()}), {_memory()} RAM, "
+        f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": {name: metadata.version(name) for name in PACKAGES},
+        "database": _database(database_url),
+        "redis": _redis(redis_url),
+        "commit": _git(),
+        "sizes": dataclasses.asdict(sizes),
+    }
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def checkout_figures(rows: list[dict]) -> list[dict]:
+    out = []
+    for row in rows:
+        runs = row["runs"]
+        out.append(
+            {
+                "mode": row["mode"],
+                "shoppers": row["shoppers"],
+                "per_second": median([r["per_second"] for r in runs]),
+                "p50": median([r["pay"]["p50"] for r in runs]),
+                "p99": median([r["pay"]["p99"] for r in runs]),
+                "unanswered": median([r["pay_unanswered"] for r in runs]),
+                "errors": median([r["errors"] for r in runs]),
+                "runs": len(runs),
+            }
+        )
+    return out
+
+
+def push_figures(rows: list[dict]) -> list[dict]:
+    out = []
+    for row in rows:
+        rates = sorted({b["rate"] for b in row["bursts"]})
+        for rate in rates:
+            bursts = [b for b in row["bursts"] if b["rate"] == rate]
+            out.append(
+                {
+                    "server": row["server"],
+                    "layer": row["layer"],
+                    "sockets": row["sockets"],
+                    "rate": rate,
+                    "p50": median([b["p50"] for b in bursts]),
+                    "p99": median([b["p99"] for b in bursts]),
+                    "max": median([b["max"] for b in bursts]),
+                    "lost": sum(b["lost"] for b in bursts),
+                    "sent": sum(b["lost"] + b["n"] for b in bursts),
+                    "bursts": len(bursts),
+                }
+            )
+    return out
+
+
+def waiting_figures(rows: list[dict]) -> list[dict]:
+    out = []
+    for row in rows:
+        runs = row["runs"]
+        out.append(
+            {
+                "mode": row["mode"],
+                "shoppers": row["shoppers"],
+                "cpu_waiting": median([r["cpu_per_minute_waiting"] for r in runs]),
+                "cpu_results": median([r["cpu_per_minute_results"] for r in runs]),
+                "polls": median([r["polls_per_second"] for r in runs]),
+                "mean_shown": median([r["shown"]["mean"] for r in runs]),
+                "p99_shown": median([r["shown"]["p99"] for r in runs]),
+                "lost": median([r["shown"]["lost"] for r in runs]),
+                "runs": len(runs),
+            }
+        )
+    return out
+
+
+def _find(rows: list[dict], **match) -> dict | None:
+    for row in rows:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting: list[dict]):
+    """(target, figure, met) for each target of the issue that this run measured."""
+    out = []
+    for shoppers in sorted({r["shoppers"] for r in checkout}):
+        sync, cb = _find(checkout, mode="sync", shoppers=shoppers), _find(
+            checkout, mode="callback", shoppers=shoppers
+        )
+        if sync and cb:
+            ratio = _ratio(cb["per_second"], sync["per_second"])
+            out.append((f"callback >= 50x sync throughput, {shoppers} shoppers", f"{ratio:.1f}x", ratio >= 50))
+            out.append((f"callback Pay p99 < 50 ms, {shoppers} shoppers", f"{cb['p99']:.1f} ms", cb["p99"] < 50))
+    for server in sorted({r["server"] for r in push}):
+        for layer, size, rate, limit in (("redis", 5000, 200, 50), ("local", 1000, None, 20)):
+            for row in push:
+                if (row["server"], row["layer"], row["sockets"]) == (server, layer, size) and (
+                    rate is None or row["rate"] == rate
+                ):
+                    ok = row["p99"] < limit and row["lost"] == 0
+                    out.append(
+                        (
+                            f"push p99 < {limit} ms, {layer}, {size} sockets, {row['rate']}/s, {server}",
+                            f"{row['p99']:.1f} ms, {row['lost']} lost",
+                            ok,
+                        )
+                    )
+    for row in memory:
+        kib = row["bytes_per_socket"] / 1024
+        out.append((f"<= 20 KiB per idle socket, {row['server']}, {row['layer']}, {row['sockets']}", f"{kib:.1f} KiB", kib <= 20))
+    push_row, poll_row = _find(waiting, mode="push"), _find(waiting, mode="poll")
+    if push_row and poll_row:
+        share = _ratio(push_row["cpu_waiting"], poll_row["cpu_waiting"])
+        out.append(("push CPU <= 1/20 of polling's (waiting)", f"1/{1 / share:.0f}" if share else "~0", share <= 1 / 20))
+    return out  # fmt: skip
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "-" if value != value else f"{value:,.1f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def charts(checkout, push, waiting, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    if checkout:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        sizes = sorted({r["shoppers"] for r in checkout})
+        for i, mode in enumerate(("sync", "callback")):
+            values = [(_find(checkout, mode=mode, shoppers=n) or {}).get("per_second", 0) for n in sizes]
+            ax.bar([x + i * 0.4 for x in range(len(sizes))], values, width=0.4, label=mode)
+        ax.set_xticks([x + 0.2 for x in range(len(sizes))], [f"{n} shoppers" for n in sizes])
+        ax.set_yscale("log")
+        ax.set_ylabel("completed checkouts / s (log)")
+        ax.legend()
+        ax.set_title("Sync (gunicorn) vs callback (uvicorn)")
+        fig.tight_layout()
+        fig.savefig(out / "checkout.png", dpi=100)
+        plt.close(fig)
+        names.append("checkout.png")
+    if push:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for key in sorted({(r["server"], r["layer"], r["sockets"]) for r in push}):
+            rows = sorted((r for r in push if (r["server"], r["layer"], r["sockets"]) == key), key=lambda r: r["rate"])
+            ax.plot([r["rate"] for r in rows], [r["p99"] for r in rows], marker="o", label="/".join(map(str, key)))
+        ax.set_yscale("log")
+        ax.set_xlabel("notifications / s")
+        ax.set_ylabel("p99 push latency, ms (log)")
+        ax.legend(fontsize=7)
+        ax.set_title("Notification POST to panel on the socket")
+        fig.tight_layout()
+        fig.savefig(out / "push.png", dpi=100)
+        plt.close(fig)
+        names.append("push.png")
+    if waiting:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.bar([r["mode"] for r in waiting], [r["cpu_waiting"] for r in waiting])
+        ax.set_ylabel("server CPU s per minute")
+        ax.set_title(f"{waiting[0]['shoppers']} waiting shoppers")
+        fig.tight_layout()
+        fig.savefig(out / "waiting.png", dpi=100)
+        plt.close(fig)
+        names.append("waiting.png")
+    return names  # fmt: skip
+
+
+def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
+    checkout = checkout_figures(results.get("checkout", []))
+    push = push_figures(results.get("push", []))
+    memory = [
+        {k: row[k] for k in ("server", "layer", "sockets", "bytes_per_socket", "failed_sockets")}
+        for row in results.get("push", [])
+    ]
+    waiting = waiting_figures(results.get("waiting", []))
+    env = results["environment"]
+    pictures = globals()["charts"](checkout, push, waiting, charts)
+    rel = os.path.relpath(charts, out.parent)
+    s = env["sizes"]
+    command = "make bench" + (" (quick: python -m bench.run --quick)" if results["quick"] else "")
+    parts = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench.run`); do not edit by hand, except "
+        "`bench/profile_notes.md`, which is copied in at the end.",
+        "",
+        f"- Date: {env['date']}, commit `{env['commit']}`, {results['seconds']:.0f} s in all",
+        f"- Machine: {env['machine']}; other work was running on it, so compare ratios within "
+        "this run, not absolute figures across runs",
+        f"- Python {env['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
+        f"- Database: {env['database']}; channel layer store: {env['redis']}",
+        f"- Reproduce: `{command}` with `DATABASE_URL` (PostgreSQL) and `REDIS_URL` set, "
+        f"e.g. `DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench "
+        f"REDIS_URL=redis://127.0.0.1:6379/8 make bench`; arguments: `{' '.join(argv)}`",
+        "- Load comes from `bench/load.py`, a separate process; the server is sampled through "
+        "/proc (psutil). Each figure is the median of several runs (or bursts); the count is in "
+        "the tables.",
+        "",
+        "## Targets",
+        "",
+        _table(
+            ["target", "measured", "met"],
+            [[t, f, "yes" if ok else "**no**"] for t, f, ok in targets(checkout, push, memory, waiting)],
+        ),
+        "",
+    ]
+    if checkout:
+        parts += [
+            "## 1. Synchronous vs callback checkout",
+            "",
+            f"Each shopper, in a closed loop: opens the page, presses Pay, decides "
+            f"{s['think_seconds']} s after pressing it (approves at the sandbox's cashier), and waits "
+            f"for the paid panel; {s['checkout_seconds']} s per run. **sync**: "
+            f"`bench/views.py:old_pay`, a sync view blocking on `POST /sandbox/v1/payments/sync`, "
+            f"under gunicorn with 4 sync workers (pinned: 2 per core). **callback**: "
+            f"`POST /orders/<biz>/pay/` under uvicorn answers the pending panel; the result comes "
+            f"by notification and socket. The sandbox runs as its own uvicorn process. "
+            f"A Pay still unanswered at the end of a run counts with the time it had waited.",
+            "",
+            _table(
+                ["shoppers", "mode", "checkouts/s", "Pay p50 ms", "Pay p99 ms", "unanswered at end", "errors", "runs"],
+                [[r["shoppers"], r["mode"], r["per_second"], r["p50"], r["p99"], r["unanswered"], r["errors"], r["runs"]] for r in checkout],
+            ),
+            "",
+            _table(
+                ["shoppers", "callback / sync throughput"],
+                [
+                    [n, f"{_ratio(_find(checkout, mode='callback', shoppers=n)['per_second'], _find(checkout, mode='sync', shoppers=n)['per_second']):.1f}x"]
+                    for n in sorted({r["shoppers"] for r in checkout})
+                ],
+            ),
+            "",
+        ]
+        if "checkout.png" in pictures:
+            parts += [f"![checkouts per second]({rel}/checkout.png)", ""]
+    if push:
+        parts += [
+            "## 2. Push latency",
+            "",
+            f"N sockets open on N waiting orders (owner's session cookie, allowed Origin); signed "
+            f"`payment.succeeded` notifications are POSTed to `/payments/notify/sandbox/` at the "
+            f"rate for {s['burst_seconds']} s bursts, {s['repeats']} bursts per rate; latency is from "
+            f"the POST to the paid panel arriving on that order's socket. Between bursts the used "
+            f"orders are put back to pending and their sockets reopened (not measured). `local` is "
+            f"`shop.channel_layers.LocalChannelLayer`, `inmemory` Channels' stock "
+            f"`InMemoryChannelLayer` (the before; only {s['inmemory_rates']}/s and one server, since "
+            f"it takes seconds at 5,000), `redis` channels_redis. Lost: no panel within "
+            f"{s['drain_seconds']} s after the burst.",
+            "",
+            _table(
+                ["sockets", "layer", "server", "rate /s", "p50 ms", "p99 ms", "max ms", "lost / sent", "bursts"],
+                [[r["sockets"], r["layer"], r["server"], r["rate"], r["p50"], r["p99"], r["max"], f"{r['lost']} / {r['sent']}", r["bursts"]] for r in push],
+            ),
+            "",
+        ]
+        if "push.png" in pictures:
+            parts += [f"![push latency]({rel}/push.png)", ""]
+        parts += [
+            "## 3. Memory per idle socket",
+            "",
+            "Server RSS after all sockets opened minus RSS after the first 20 (which load the "
+            "code paths), divided by the sockets opened in between.",
+            "",
+            _table(
+                ["server", "layer", "sockets", "KiB per socket", "sockets refused"],
+                [[r["server"], r["layer"], r["sockets"], r["bytes_per_socket"] / 1024, r["failed_sockets"]] for r in memory],
+            ),
+            "",
+        ]
+    if waiting:
+        parts += [
+            "## 4. Push vs polling",
+            "",
+            f"{waiting[0]['shoppers']} shoppers wait for their result under uvicorn: **push** with "
+            f"one socket each, **poll** with `GET /bench/poll/<biz>/` every {s['poll_interval']} s "
+            f"(what an `hx-trigger=\"every 1s\"` panel does; `bench/views.py:poll`). Server CPU "
+            f"(user + system, from /proc) over {s['idle_seconds']} s of waiting, then while all "
+            f"results arrive over {s['result_seconds']} s; time until shown is from the "
+            f"notification's POST to the paid panel reaching the shopper.",
+            "",
+            _table(
+                ["mode", "CPU s/min waiting", "CPU s/min with results", "polls/s", "mean until shown ms", "p99 until shown ms", "lost", "runs"],
+                [[r["mode"], r["cpu_waiting"], r["cpu_results"], r["polls"], r["mean_shown"], r["p99_shown"], r["lost"], r["runs"]] for r in waiting],
+            ),
+            "",
+        ]
+        if "waiting.png" in pictures:
+            parts += [f"![CPU while waiting]({rel}/waiting.png)", ""]
+    if s.get("notes"):
+        parts += ["## Notes", "", *[f"- {n}" for n in s["notes"]], ""]
+    if PROFILE_NOTES.exists():
+        parts += [PROFILE_NOTES.read_text().rstrip(), ""]
+    out.write_text("\n".join(parts))

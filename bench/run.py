@@ -1,0 +1,256 @@
+"""`python -m bench.run [--quick]`: start the servers, drive them, write BENCHMARKS.md and charts.
+
+Every comparison runs its variants in the same run, one after the other on the same machine, and
+the load generator (`bench.load`) is always a separate process from the server it measures.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench import report, servers
+from bench.sizes import FULL, QUICK, Sizes
+from tests.servers import ROOT
+
+
+class Bench:
+    def __init__(self, *, sizes: Sizes, database_url: str, redis_url: str, tmp_dir: Path) -> None:
+        self.sizes, self.database_url, self.redis_url = sizes, database_url, redis_url
+        self.tmp_dir = tmp_dir
+        self.prepared = False
+        self.load_log = tmp_dir / "load.log"
+
+    # --- processes -------------------------------------------------------------------------------
+
+    def start(self, server):
+        server.start(prepare=not self.prepared)
+        self.prepared = True
+        return server
+
+    def sandbox(self):
+        return self.start(servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir))
+
+    def shop(self, kind: str, layer: str = "local", sandbox_url: str = "http://127.0.0.1:9"):
+        if layer == "redis":
+            import redis
+
+            redis.Redis.from_url(self.redis_url).flushdb()
+        return self.start(
+            servers.shop(
+                kind,
+                database_url=self.database_url,
+                tmp_dir=self.tmp_dir,
+                sandbox_url=sandbox_url,
+                layer=layer,
+                redis_url=self.redis_url,
+            )
+        )
+
+    def drive(self, server, params: dict, timeout: float = 600) -> tuple[dict, dict]:
+        """Run the load generator against `server`; sample the server at each STEP it reports."""
+        env = {**os.environ, **servers.base_env(self.database_url), "PYTHONUNBUFFERED": "1"}
+        params = {**params, "base": server.url, "api_key": servers.SECRETS["SANDBOX_API_KEY"]}
+        with self.load_log.open("a") as log:
+            log.write(f"--- {server.name} {json.dumps(params)}\n")
+            log.flush()
+            load = subprocess.Popen(
+                [sys.executable, "-m", "bench.load", json.dumps(params)],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+            killer = threading.Timer(timeout, load.kill)
+            killer.start()
+            samples: dict[str, dict] = {}
+            result: dict | None = None
+            try:
+                assert load.stdout is not None and load.stdin is not None
+                for line in load.stdout:
+                    if line.startswith("STEP "):
+                        _, name, info = line.split(" ", 2)
+                        samples[name] = {
+                            **servers.usage(server.process.pid),
+                            "wall": time.perf_counter(),
+                            **json.loads(info),
+                        }
+                        load.stdin.write("\n")
+                        load.stdin.flush()
+                    elif line.startswith("RESULT "):
+                        result = json.loads(line[len("RESULT ") :])
+                load.wait()
+            finally:
+                killer.cancel()
+        if result is None:
+            raise RuntimeError(f"load generator failed ({load.returncode}); see {self.load_log}")
+        return result, samples
+
+    # --- 1. sync vs callback ---------------------------------------------------------------------
+
+    def checkout(self) -> list[dict]:
+        s = self.sizes
+        rows = []
+        sandbox = self.sandbox()
+        try:
+            for shoppers in s.shoppers:
+                for mode in ("sync", "callback"):
+                    runs = []
+                    for _ in range(s.checkout_runs):
+                        kind = "gunicorn" if mode == "sync" else "uvicorn"
+                        # A fresh server each run: the old workers may still be blocked on
+                        # payments nobody will decide once the load generator stopped.
+                        shop = self.shop(kind, sandbox_url=sandbox.url)
+                        try:
+                            result, _ = self.drive(
+                                shop,
+                                {
+                                    "scenario": "checkout",
+                                    "mode": mode,
+                                    "sandbox": sandbox.url,
+                                    "shoppers": shoppers,
+                                    "think_seconds": s.think_seconds,
+                                    "duration": s.checkout_seconds,
+                                    "orders_each": math.ceil(s.checkout_seconds / s.think_seconds)
+                                    + 2,
+                                },
+                            )
+                        finally:
+                            shop.stop(timeout=5)
+                        runs.append(result)
+                    rows.append({"mode": mode, "shoppers": shoppers, "runs": runs})
+        finally:
+            sandbox.stop()
+        return rows
+
+    # --- 2. and 3. push latency, memory per socket -----------------------------------------------
+
+    def push_cells(self) -> list[tuple[str, str, int, tuple[int, ...]]]:
+        s = self.sizes
+        cells = []
+        for size in s.sockets:
+            for layer in s.push_layers:
+                if layer == "redis" and not self.redis_url:
+                    continue
+                for kind in s.push_servers:
+                    cells.append((kind, layer, size, s.rates))
+            cells.append((s.inmemory_server, "inmemory", size, s.inmemory_rates))
+        return cells
+
+    def push(self) -> list[dict]:
+        s = self.sizes
+        rows = []
+        for kind, layer, size, rates in self.push_cells():
+            shop = self.shop(kind, layer)
+            try:
+                result, samples = self.drive(
+                    shop,
+                    {
+                        "scenario": "push",
+                        "sockets": size,
+                        "rates": list(rates),
+                        "burst_seconds": s.burst_seconds,
+                        "repeats": s.repeats,
+                        "drain_seconds": s.drain_seconds,
+                    },
+                )
+            finally:
+                shop.stop(timeout=5)
+            opened = samples["open"]["sockets"] - samples["warm"]["sockets"]
+            growth = samples["open"]["rss"] - samples["warm"]["rss"]
+            rows.append(
+                {
+                    "server": kind,
+                    "layer": layer,
+                    "sockets": size,
+                    "failed_sockets": result["failed_sockets"],
+                    "bytes_per_socket": growth / max(1, opened),
+                    "bursts": result["bursts"],
+                }
+            )
+        return rows
+
+    # --- 4. push vs polling ----------------------------------------------------------------------
+
+    def waiting(self) -> list[dict]:
+        s = self.sizes
+        rows = []
+        for mode in ("push", "poll"):
+            runs = []
+            for _ in range(s.waiting_runs):
+                shop = self.shop("uvicorn")
+                try:
+                    result, samples = self.drive(
+                        shop,
+                        {
+                            "scenario": "waiting",
+                            "mode": mode,
+                            "shoppers": s.waiting_shoppers,
+                            "interval": s.poll_interval,
+                            "idle_seconds": s.idle_seconds,
+                            "result_seconds": s.result_seconds,
+                            "drain_seconds": s.result_seconds + s.drain_seconds,
+                        },
+                    )
+                finally:
+                    shop.stop(timeout=5)
+                idle, waiting_ = samples["idle_done"], samples["waiting"]
+                results_done = samples["results_done"]
+                runs.append(
+                    {
+                        "cpu_per_minute_waiting": (idle["cpu"] - waiting_["cpu"])
+                        / (idle["wall"] - waiting_["wall"])
+                        * 60,
+                        "cpu_per_minute_results": (results_done["cpu"] - idle["cpu"])
+                        / (results_done["wall"] - idle["wall"])
+                        * 60,
+                        "polls_per_second": idle["polls"] / (idle["wall"] - waiting_["wall"])
+                        if "polls" in idle
+                        else 0.0,
+                        **result,
+                    }
+                )
+            rows.append({"mode": mode, "shoppers": s.waiting_shoppers, "runs": runs})
+        return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--charts", default=str(ROOT / "docs" / "bench"))
+    parser.add_argument("--only", nargs="*", default=["checkout", "push", "waiting"])
+    args = parser.parse_args(argv)
+    tmp_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    database_url = args.database_url or f"sqlite:///{tmp_dir / 'bench.sqlite3'}"
+    bench = Bench(
+        sizes=QUICK if args.quick else FULL,
+        database_url=database_url,
+        redis_url=args.redis_url,
+        tmp_dir=tmp_dir,
+    )
+    started = time.time()
+    results: dict = {"quick": args.quick, "logs": str(tmp_dir)}
+    for part in args.only:
+        print(f"bench: {part} ...", flush=True)
+        results[part] = getattr(bench, part)()
+    results["seconds"] = time.time() - started
+    results["environment"] = report.environment(database_url, args.redis_url, bench.sizes)
+    report.write(results, out=Path(args.out), charts=Path(args.charts), argv=sys.argv[1:])
+    print(f"bench: wrote {args.out} in {results['seconds']:.0f} s (logs in {tmp_dir})")
+    return results
+
+
+if __name__ == "__main__":
+    main()
+

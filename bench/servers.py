@@ -1,0 +1,95 @@
+"""The servers a benchmark runs: the shop under daphne, uvicorn or gunicorn, and the sandbox.
+
+All are `tests.servers.ShopServer` processes (a free port, a log file, stopped for sure at exit)
+with production settings (DEBUG off, so no query log grows) and the bench-only URLs. The sandbox
+always runs as its own uvicorn process, so the payment system is never the bottleneck being
+measured; the shop servers neither mount it nor run the reconciler.
+"""
+
+from __future__ import annotations
+
+import psutil
+
+from tests.servers import ShopServer, free_port
+
+# Pinned here, not tuned per run: the old way as it used to be served, 2 sync workers per core.
+GUNICORN_WORKERS = 4
+SECRETS = {
+    "SECRET_KEY": "bench-secret-key-not-for-production",
+    "SANDBOX_API_KEY": "sk_bench",
+    "SANDBOX_NOTIFY_SECRET": "whsec_bench",
+}
+
+
+def base_env(database_url: str) -> dict[str, str]:
+    """What every server and the load generator share."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": database_url,
+        "RECONCILE_IN_SERVER": "0",
+        # The watchlist's catch-up sweep would hide a lost push; nothing is lost here if it works.
+        "WATCH_INTERVAL": "3600",
+        **SECRETS,
+    }
+
+
+def command(kind: str, port: int) -> list[str]:
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    if kind == "daphne":
+        return ["manage.py", "serve"]
+    if kind == "uvicorn":
+        return [
+            "-m", "uvicorn", "shop.asgi:application", *address, "--lifespan", "on",
+            "--ws", "websockets", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    if kind == "gunicorn":
+        return [
+            "-m", "gunicorn", "bench.wsgi:application", "-b", f"127.0.0.1:{port}",
+            "-w", str(GUNICORN_WORKERS), "--worker-class", "sync", "--timeout", "600",
+            "--backlog", "2048", "--log-level", "warning",
+        ]  # fmt: skip
+    raise ValueError(kind)
+
+
+def server(
+    kind: str, *, database_url: str, tmp_dir, env: dict[str, str | None] | None = None, name=None
+) -> ShopServer:
+    port = free_port()
+    return ShopServer(
+        name=name or kind,
+        port=port,
+        database_url=database_url,
+        tmp_dir=tmp_dir,
+        env={**base_env(database_url), "SANDBOX_ENABLED": "0", **(env or {})},
+        command=command(kind, port),
+        ready_timeout=60,
+    )
+
+
+def sandbox(*, database_url: str, tmp_dir) -> ShopServer:
+    return server(
+        "uvicorn",
+        database_url=database_url,
+        tmp_dir=tmp_dir,
+        env={"SANDBOX_ENABLED": "1", "SANDBOX_RETRY_SCALE": "0.01"},
+        name="sandbox",
+    )
+
+
+def shop(kind: str, *, database_url: str, tmp_dir, sandbox_url: str, layer: str, redis_url: str):
+    """The shop under `kind`, with the channel layer `layer` (local, inmemory or redis)."""
+    env: dict[str, str | None] = {
+        "PAYMENT_GATEWAY_URL": sandbox_url + "/sandbox/",
+        "REDIS_URL": redis_url if layer == "redis" else None,
+        "BENCH_CHANNEL_LAYER": layer,
+    }
+    return server(kind, database_url=database_url, tmp_dir=tmp_dir, env=env, name=f"{kind}-{layer}")
+
+
+def usage(pid: int) -> dict[str, float]:
+    """A process's resident memory (bytes) and CPU time (s), from /proc via psutil."""
+    process = psutil.Process(pid)
+    cpu = process.cpu_times()
+    return {"rss": process.memory_info().rss, "cpu": cpu.user + cpu.system}

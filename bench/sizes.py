@@ -1,0 +1,51 @@
+"""How big each benchmark is: the full run of `make bench`, and the quick one `make test` runs."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sizes:
+    # 1. sync vs callback: shoppers in a closed loop, each deciding `think` s after Pay.
+    shoppers: tuple[int, ...] = (50, 200, 1000)
+    think_seconds: float = 2.0
+    checkout_seconds: float = 10.0
+    checkout_runs: int = 3
+    # 2. and 3. push latency and memory per socket.
+    push_servers: tuple[str, ...] = ("daphne", "uvicorn")
+    push_layers: tuple[str, ...] = ("local", "redis")
+    sockets: tuple[int, ...] = (1000, 5000)
+    rates: tuple[int, ...] = (100, 200, 500)
+    burst_seconds: float = 1.0
+    repeats: int = 3
+    drain_seconds: float = 10.0
+    # Channels' stock layer, the "before": one server, fewer rates (at 5,000 it takes seconds).
+    inmemory_server: str = "uvicorn"
+    inmemory_rates: tuple[int, ...] = (100, 200)
+    # 4. push vs polling.
+    waiting_shoppers: int = 2000
+    poll_interval: float = 1.0
+    idle_seconds: float = 10.0
+    result_seconds: float = 10.0
+    waiting_runs: int = 2
+    notes: list[str] = field(default_factory=list)
+
+
+FULL = Sizes()
+
+QUICK = Sizes(
+    shoppers=(5,),
+    think_seconds=0.3,
+    checkout_seconds=2.0,
+    checkout_runs=1,
+    sockets=(20,),
+    rates=(20,),
+    burst_seconds=0.5,
+    repeats=1,
+    drain_seconds=5.0,
+    inmemory_rates=(20,),
+    waiting_shoppers=20,
+    poll_interval=0.5,
+    idle_seconds=1.0,
+    result_seconds=1.0,
+    waiting_runs=1,
+)

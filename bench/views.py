@@ -1,0 +1,66 @@
+"""Bench-only views: the way Pay used to work, and a page that polls instead of listening.
+
+Neither is in the shop's URLs; `bench.urls` adds them for the benchmark servers only.
+"""
+
+import httpx
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from checkout.gateways.base import GatewayPayment
+from checkout.models import Order, PaymentStatus
+from checkout.panels import panel_render
+from checkout.selectors import order_for_owner, order_with_payment
+from checkout.services.results import result_apply
+from checkout.shoppers import shopper_of
+
+
+def _own_order(request: HttpRequest, biz: str) -> Order:
+    order = order_for_owner(biz=biz, owner=shopper_of(request.session))
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+@require_POST
+def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
+    """The old synchronous mode: the worker waits on the payment system until the shopper decided."""
+    order = _own_order(request, biz)
+    body = {
+        "out_trade_no": order.biz,
+        "amount": order.amount,
+        "currency": order.currency,
+        "description": order.product.name,
+        "notify_url": settings.SITE_URL + reverse("checkout:notify"),
+        "expire_at": int(order.expires_at.timestamp()),
+    }
+    answer = httpx.post(
+        settings.PAYMENT_GATEWAY_URL + "v1/payments/sync",
+        json=body,
+        headers={
+            "Authorization": f"Bearer {settings.SANDBOX_API_KEY}",
+            "Idempotency-Key": order.biz,
+        },
+        timeout=600,
+    )
+    answer.raise_for_status()
+    data = answer.json()
+    result_apply(
+        biz=order.biz,
+        payment=GatewayPayment(
+            payment_id=data["payment_id"],
+            biz=order.biz,
+            status=PaymentStatus(data["status"]),
+            amount=data["amount"],
+            currency=data["currency"],
+        ),
+    )
+    return HttpResponse(panel_render(order_with_payment(biz=order.biz)))
+
+
+@require_GET
+def poll(request: HttpRequest, biz: str) -> HttpResponse:
+    """What an `hx-trigger="every 1s"` panel would fetch: the current panel, every second."""
+    return HttpResponse(panel_render(_own_order(request, biz)))
