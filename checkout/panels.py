@@ -7,6 +7,7 @@ markup.
 """
 
 from contextlib import nullcontext
+from functools import lru_cache, partial
 
 import segno
 from django.template.loader import render_to_string
@@ -20,6 +21,10 @@ def panel_template(status: str) -> str:
     return f"checkout/panels/{status}.html"
 
 
+# Encoding a QR code is the costliest step of a render (~10 ms here, more than the database), and
+# the same payment's code is drawn again for the Pay answer, the socket's first panel and every
+# reconnect: keep the recent ones.
+@lru_cache(maxsize=1024)
 def qr_svg(url: str) -> SafeString:
     # segno writes the SVG itself, escaping nothing we pass in but the URL it encodes.
     return mark_safe(segno.make(url, error="m").svg_inline(scale=4, border=2))
@@ -30,7 +35,8 @@ def panel_context(order: Order, *, error: str = "") -> dict:
     return {
         "order": order,
         "payment": payment,
-        "qr": qr_svg(payment.cashier_url) if payment and payment.cashier_url else "",
+        # A callable: the template calls it only where the panel shows the code (pending).
+        "qr": partial(qr_svg, payment.cashier_url) if payment and payment.cashier_url else "",
         "error": error,
     }
 
