@@ -5,6 +5,7 @@ the load generator (`bench.load`) is always a separate process from the server i
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -230,11 +231,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--charts", default=str(ROOT / "docs" / "bench"))
     parser.add_argument("--only", nargs="*", default=["checkout", "push", "waiting"])
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=JSON",
+        help='override a size, e.g. --set "sockets=[1000]" "push_servers=[\"uvicorn\"]"',
+    )
     args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        overrides[name] = json.loads(value)
+        if isinstance(overrides[name], list):
+            overrides[name] = tuple(overrides[name])
+    if overrides:
+        sizes = dataclasses.replace(
+            sizes, **overrides, notes=[*sizes.notes, f"sizes changed: {' '.join(args.set)}"]
+        )
     tmp_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     database_url = args.database_url or f"sqlite:///{tmp_dir / 'bench.sqlite3'}"
     bench = Bench(
-        sizes=QUICK if args.quick else FULL,
+        sizes=sizes,
         database_url=database_url,
         redis_url=args.redis_url,
         tmp_dir=tmp_dir,
