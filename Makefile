@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export HOST PORT
 
-.PHONY: run test prod bench install clean messages
+.PHONY: run test prod bench bench-quick install clean messages
 
 $(VENV)/.installed: pyproject.toml
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -44,6 +44,14 @@ test: install
 messages: install
 	$(PY) manage.py makemessages -l zh_Hans --no-location -i '.venv/*' -i 'node_modules/*' -i 'sandbox/*' -i 'tests/*' -i 'templates/sandbox/*' -i 'templates/checkout/gallery.html'
 	$(PY) manage.py compilemessages -l zh_Hans -i '.venv/*' -i 'node_modules/*'
+
+# Writes BENCHMARKS.md and docs/bench/*.png; set DATABASE_URL (PostgreSQL) and REDIS_URL first.
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The same harness at tiny sizes, as `make test` runs it (tests/bench/).
+bench-quick: install
+	$(PY) -m pytest tests/bench $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules db.sqlite3

@@ -248,13 +248,17 @@ async def checkout(p: dict) -> dict:
             in_flight[index] = t0
             if mode == "sync":
                 decide = asyncio.ensure_future(approve(http, biz, "", t0 + think))
-                async with http.post(f"{base}/bench/old-pay/{biz}/", headers=headers) as answer:
-                    html = await answer.text()
+                try:
+                    async with http.post(f"{base}/bench/old-pay/{biz}/", headers=headers) as a:
+                        html, status = await a.text(), a.status
+                except BaseException:
+                    decide.cancel()  # the run ended (or the server failed) mid-Pay
+                    raise
                 pay_seconds.append(time.perf_counter() - t0)
                 del in_flight[index]
                 await decide
                 if 'data-status="paid"' not in html:
-                    errors.append(f"old pay {answer.status}")
+                    errors.append(f"old pay {status}")
                     continue
             else:
                 socket = Socket(shopper, biz)

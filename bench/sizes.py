@@ -8,7 +8,7 @@ class Sizes:
     # 1. sync vs callback: shoppers in a closed loop, each deciding `think` s after Pay.
     shoppers: tuple[int, ...] = (50, 200, 1000)
     think_seconds: float = 2.0
-    checkout_seconds: float = 10.0
+    checkout_seconds: float = 6.0
     checkout_runs: int = 3
     # 2. and 3. push latency and memory per socket.
     push_servers: tuple[str, ...] = ("daphne", "uvicorn")
@@ -16,8 +16,8 @@ class Sizes:
     sockets: tuple[int, ...] = (1000, 5000)
     rates: tuple[int, ...] = (100, 200, 500)
     burst_seconds: float = 1.0
-    repeats: int = 3
-    drain_seconds: float = 10.0
+    repeats: int = 2
+    drain_seconds: float = 8.0
     # Channels' stock layer, the "before": one server, fewer rates (at 5,000 it takes seconds).
     inmemory_server: str = "uvicorn"
     inmemory_rates: tuple[int, ...] = (100, 200)

@@ -1,0 +1,69 @@
+"""`make bench` in miniature: every comparison runs end to end and yields sane figures.
+
+This keeps the benchmark from rotting; it asserts nothing about speed (that is what BENCHMARKS.md
+is for), only that each measurement happened and is self-consistent.
+"""
+
+import math
+
+import pytest
+
+from bench import run
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    # Its own SQLite file and the embedded layers only: nothing shared with the rest of the suite.
+    results = run.main(
+        [
+            "--quick",
+            "--database-url", f"sqlite:///{tmp / 'bench.sqlite3'}",
+            "--redis-url", "",
+            "--out", str(tmp / "BENCHMARKS.md"),
+            "--charts", str(tmp / "charts"),
+        ]
+    )  # fmt: skip
+    return tmp, results
+
+
+def test_the_report_has_every_section_and_its_charts(quick):
+    tmp, _ = quick
+    text = (tmp / "BENCHMARKS.md").read_text()
+    for heading in ("## Targets", "## 1. Synch", "## 2. Push latency", "## 3. Memory", "## 4. Push"):
+        assert heading in text
+    assert "CPUs (" in text and "Reproduce:" in text
+    for chart in ("checkout.png", "push.png", "waiting.png"):
+        assert (tmp / "charts" / chart).read_bytes().startswith(b"\x89PNG")
+
+
+def test_both_checkout_modes_complete_checkouts_without_errors(quick):
+    _, results = quick
+    assert {row["mode"] for row in results["checkout"]} == {"sync", "callback"}
+    for row in results["checkout"]:
+        for result in row["runs"]:
+            assert result["errors"] == 0, result
+            assert result["completed"] > 0 and result["per_second"] > 0
+            assert 0 < result["pay"]["p50"] <= result["pay"]["p99"]
+
+
+def test_every_push_reaches_its_socket_and_latencies_are_ordered(quick):
+    _, results = quick
+    layers = {(row["server"], row["layer"]) for row in results["push"]}
+    assert {("daphne", "local"), ("uvicorn", "local"), ("uvicorn", "inmemory")} <= layers
+    for row in results["push"]:
+        assert row["failed_sockets"] == 0
+        assert math.isfinite(row["bytes_per_socket"])
+        for burst in row["bursts"]:
+            assert burst["lost"] == 0 and burst["notify_errors"] == 0, burst
+            assert 0 < burst["p50"] <= burst["p99"] <= burst["max"]
+
+
+def test_push_and_polling_both_show_every_result(quick):
+    _, results = quick
+    by_mode = {row["mode"]: row["runs"][0] for row in results["waiting"]}
+    assert by_mode["push"]["shown"]["lost"] == by_mode["poll"]["shown"]["lost"] == 0
+    assert by_mode["poll"]["polls_per_second"] > 0
+    assert by_mode["push"]["polls_per_second"] == 0
+    for result in by_mode.values():
+        assert result["cpu_per_minute_waiting"] >= 0 and result["shown"]["mean"] > 0
