@@ -219,9 +219,9 @@ async def checkout(p: dict) -> dict:
     completed: list[float] = []
     errors: list[str] = []
 
-    async def approve(http, biz: str, payment_id: str, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        while not payment_id:  # the old mode: find the payment the blocked worker started
+    async def approve(http, biz: str, payment_id: str) -> None:
+        """Decide `think` s after the payment exists (the shopper cannot pay before that)."""
+        while not payment_id:  # the old mode: wait for the payment the blocked worker starts
             async with http.get(
                 f"{sandbox}/sandbox/v1/payments",
                 params={"out_trade_no": biz},
@@ -231,6 +231,7 @@ async def checkout(p: dict) -> dict:
                     payment_id = (await answer.json())["payment_id"]
                     break
             await asyncio.sleep(0.2)
+        await asyncio.sleep(think)
         async with http.post(
             f"{sandbox}/sandbox/cashier/{payment_id}",
             data={"decision": "approve", "csrfmiddlewaretoken": CSRF},
@@ -247,7 +248,7 @@ async def checkout(p: dict) -> dict:
             t0 = time.perf_counter()
             in_flight[index] = t0
             if mode == "sync":
-                decide = asyncio.ensure_future(approve(http, biz, "", t0 + think))
+                decide = asyncio.ensure_future(approve(http, biz, ""))
                 try:
                     async with http.post(f"{base}/bench/old-pay/{biz}/", headers=headers) as a:
                         html, status = await a.text(), a.status
@@ -274,7 +275,7 @@ async def checkout(p: dict) -> dict:
                     errors.append(f"pay {answer.status}")
                     await socket.close()
                     continue
-                await approve(http, biz, found.group(1), t0 + think)
+                await approve(http, biz, found.group(1))
                 seen = await socket.wait_for("paid", 60)
                 await socket.close()
                 if seen is None:

@@ -154,7 +154,9 @@ def _find(rows: list[dict], **match) -> dict | None:
 
 
 def _ratio(a: float, b: float) -> float:
-    return a / b if b else float("inf")
+    if b:
+        return a / b
+    return float("inf") if a else float("nan")
 
 
 def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting: list[dict]):
@@ -300,8 +302,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "## 1. Synchronous vs callback checkout",
             "",
             f"Each shopper, in a closed loop: opens the page, presses Pay, decides "
-            f"{s['think_seconds']} s after pressing it (approves at the sandbox's cashier), and waits "
-            f"for the paid panel; {s['checkout_seconds']} s per run. **sync**: "
+            f"{s['think_seconds']} s after the payment system has the payment (approves at the "
+            f"sandbox's cashier), and waits for the paid panel; {s['checkout_seconds']} s per run. "
+            f"**sync**: "
             f"`bench/views.py:old_pay`, a sync view blocking on `POST /sandbox/v1/payments/sync`, "
             f"under gunicorn with 4 sync workers (pinned: 2 per core). **callback**: "
             f"`POST /orders/<biz>/pay/` under uvicorn answers the pending panel; the result comes "

@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
     results["seconds"] = time.time() - started
     results["environment"] = report.environment(database_url, args.redis_url, bench.sizes)
     report.write(results, out=Path(args.out), charts=Path(args.charts), argv=sys.argv[1:])
+    # The raw figures too, every run and burst, for whoever wants to chart them differently.
+    (Path(args.charts) / "results.json").write_text(json.dumps(results, indent=1))
     print(f"bench: wrote {args.out} in {results['seconds']:.0f} s (logs in {tmp_dir})")
     return results
 

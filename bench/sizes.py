@@ -24,8 +24,8 @@ class Sizes:
     # 4. push vs polling.
     waiting_shoppers: int = 2000
     poll_interval: float = 1.0
-    idle_seconds: float = 10.0
-    result_seconds: float = 10.0
+    idle_seconds: float = 8.0
+    result_seconds: float = 20.0
     waiting_runs: int = 2
     notes: list[str] = field(default_factory=list)
 
