@@ -33,7 +33,7 @@ def encodings():
 
 def test_pending_panel_shows_the_qr_code_of_its_cashier_link(encodings):
     html = panels.panel_render(order_with_cashier(OrderStatus.PENDING))
-    assert '<figure class="qr"><svg' in html
+    assert '<figure class="qr" aria-hidden="true"><svg' in html
     assert encodings.call_args.args == (CASHIER,)
 
 
