@@ -100,36 +100,35 @@ class Bench:
     def checkout(self) -> list[dict]:
         s = self.sizes
         rows = []
-        sandbox = self.sandbox()
-        try:
-            for shoppers in s.shoppers:
-                for mode in ("sync", "callback"):
-                    runs = []
-                    for _ in range(s.checkout_runs):
-                        kind = "gunicorn" if mode == "sync" else "uvicorn"
-                        # A fresh server each run: the old workers may still be blocked on
-                        # payments nobody will decide once the load generator stopped.
-                        shop = self.shop(kind, sandbox_url=sandbox.url)
-                        try:
-                            result, _ = self.drive(
-                                shop,
-                                {
-                                    "scenario": "checkout",
-                                    "mode": mode,
-                                    "sandbox": sandbox.url,
-                                    "shoppers": shoppers,
-                                    "think_seconds": s.think_seconds,
-                                    "duration": s.checkout_seconds,
-                                    "orders_each": math.ceil(s.checkout_seconds / s.think_seconds)
-                                    + 2,
-                                },
-                            )
-                        finally:
-                            shop.stop(timeout=5)
-                        runs.append(result)
-                    rows.append({"mode": mode, "shoppers": shoppers, "runs": runs})
-        finally:
-            sandbox.stop()
+        for shoppers in s.shoppers:
+            for mode in ("sync", "callback"):
+                runs = []
+                for _ in range(s.checkout_runs):
+                    kind = "gunicorn" if mode == "sync" else "uvicorn"
+                    # Fresh servers each run: the old workers may still be blocked on payments
+                    # nobody will decide once the load generator stopped, and so may the sandbox's
+                    # synchronous waits, each holding a pooled connection until the payment expires.
+                    sandbox = self.sandbox()
+                    shop = self.shop(kind, sandbox_url=sandbox.url)
+                    try:
+                        result, _ = self.drive(
+                            shop,
+                            {
+                                "scenario": "checkout",
+                                "mode": mode,
+                                "sandbox": sandbox.url,
+                                "shoppers": shoppers,
+                                "think_seconds": s.think_seconds,
+                                "duration": s.checkout_seconds,
+                                "orders_each": math.ceil(s.checkout_seconds / s.think_seconds)
+                                + 2,
+                            },
+                        )
+                    finally:
+                        shop.stop(timeout=5)
+                        sandbox.stop(timeout=5)
+                    runs.append(result)
+                rows.append({"mode": mode, "shoppers": shoppers, "runs": runs})
         return rows
 
     # --- 2. and 3. push latency, memory per socket -----------------------------------------------
