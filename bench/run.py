@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,17 @@ class Bench:
                 redis_url=self.redis_url,
             )
         )
+
+    @staticmethod
+    def stop(server) -> None:
+        """Stop a server and whatever it forked: gunicorn's workers outlive a SIGKILLed master."""
+        group = server.process.pid if server.running else None
+        server.stop(timeout=5)
+        if group is not None:
+            try:
+                os.killpg(group, signal.SIGKILL)  # its own session (tests.servers starts it so)
+            except ProcessLookupError:
+                pass
 
     def drive(self, server, params: dict, timeout: float = 600) -> tuple[dict, dict]:
         """Run the load generator against `server`; sample the server at each STEP it reports."""
@@ -125,8 +137,8 @@ class Bench:
                             },
                         )
                     finally:
-                        shop.stop(timeout=5)
-                        sandbox.stop(timeout=5)
+                        self.stop(shop)
+                        self.stop(sandbox)
                     runs.append(result)
                 rows.append({"mode": mode, "shoppers": shoppers, "runs": runs})
         return rows
@@ -163,7 +175,7 @@ class Bench:
                     },
                 )
             finally:
-                shop.stop(timeout=5)
+                self.stop(shop)
             opened = samples["open"]["sockets"] - samples["warm"]["sockets"]
             growth = samples["open"]["rss"] - samples["warm"]["rss"]
             rows.append(
@@ -201,7 +213,7 @@ class Bench:
                         },
                     )
                 finally:
-                    shop.stop(timeout=5)
+                    self.stop(shop)
                 idle, waiting_ = samples["idle_done"], samples["waiting"]
                 results_done = samples["results_done"]
                 runs.append(
