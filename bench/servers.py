@@ -26,6 +26,7 @@ def base_env(database_url: str) -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DEBUG": "0",
+        "HTTPS": "0",  # plain HTTP on loopback: no TLS proxy in front, so no redirect to https
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url,
         "RECONCILE_IN_SERVER": "0",
