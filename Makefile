@@ -38,6 +38,8 @@ prod: install
 	$(PY) deploy/run --workers $(WORKERS) --port $(PROD_PORT)
 
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # After editing the code's texts or locale/*/LC_MESSAGES/django.po (needs GNU gettext); commit the .po and .mo.

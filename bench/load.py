@@ -148,7 +148,9 @@ async def send_at_rate(http, base: str, sockets: list[Socket], rate: float) -> l
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        sent.append((socket, time.perf_counter(), asyncio.ensure_future(notify(http, base, socket))))
+        sent.append(
+            (socket, time.perf_counter(), asyncio.ensure_future(notify(http, base, socket)))
+        )
     return sent
 
 
@@ -243,7 +245,11 @@ async def checkout(p: dict) -> dict:
 
     async def shopper_loop(http, index: int, shopper: fixtures.Shopper) -> None:
         await asyncio.sleep(random.uniform(0, think))  # arrivals spread, not a stampede
-        headers = {"Cookie": cookies(shopper.session_key), "X-CSRFToken": CSRF, "HX-Request": "true"}
+        headers = {
+            "Cookie": cookies(shopper.session_key),
+            "X-CSRFToken": CSRF,
+            "HX-Request": "true",
+        }
         for biz in shopper.orders:
             t0 = time.perf_counter()
             in_flight[index] = t0
@@ -287,9 +293,7 @@ async def checkout(p: dict) -> dict:
     async with client(timeout=3600) as http:
         await step("ready")
         start = time.perf_counter()
-        tasks = [
-            asyncio.ensure_future(shopper_loop(http, i, s)) for i, s in enumerate(shoppers)
-        ]
+        tasks = [asyncio.ensure_future(shopper_loop(http, i, s)) for i, s in enumerate(shoppers)]
         await asyncio.sleep(duration)
         end = time.perf_counter()
         for task in tasks:

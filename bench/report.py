@@ -163,13 +163,26 @@ def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting:
     """(target, figure, met) for each target of the issue that this run measured."""
     out = []
     for shoppers in sorted({r["shoppers"] for r in checkout}):
-        sync, cb = _find(checkout, mode="sync", shoppers=shoppers), _find(
-            checkout, mode="callback", shoppers=shoppers
+        sync, cb = (
+            _find(checkout, mode="sync", shoppers=shoppers),
+            _find(checkout, mode="callback", shoppers=shoppers),
         )
         if sync and cb:
             ratio = _ratio(cb["per_second"], sync["per_second"])
-            out.append((f"callback >= 50x sync throughput, {shoppers} shoppers", f"{ratio:.1f}x", ratio >= 50))
-            out.append((f"callback Pay p99 < 50 ms, {shoppers} shoppers", f"{cb['p99']:.1f} ms", cb["p99"] < 50))
+            out.append(
+                (
+                    f"callback >= 50x sync throughput, {shoppers} shoppers",
+                    f"{ratio:.1f}x",
+                    ratio >= 50,
+                )
+            )
+            out.append(
+                (
+                    f"callback Pay p99 < 50 ms, {shoppers} shoppers",
+                    f"{cb['p99']:.1f} ms",
+                    cb["p99"] < 50,
+                )
+            )
     for server in sorted({r["server"] for r in push}):
         for layer, size, rate, limit in (("redis", 5000, 200, 50), ("local", 1000, None, 20)):
             for row in push:
@@ -186,11 +199,23 @@ def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting:
                     )
     for row in memory:
         kib = row["bytes_per_socket"] / 1024
-        out.append((f"<= 20 KiB per idle socket, {row['server']}, {row['layer']}, {row['sockets']}", f"{kib:.1f} KiB", kib <= 20))
+        out.append(
+            (
+                f"<= 20 KiB per idle socket, {row['server']}, {row['layer']}, {row['sockets']}",
+                f"{kib:.1f} KiB",
+                kib <= 20,
+            )
+        )
     push_row, poll_row = _find(waiting, mode="push"), _find(waiting, mode="poll")
     if push_row and poll_row:
         share = _ratio(push_row["cpu_waiting"], poll_row["cpu_waiting"])
-        out.append(("push CPU <= 1/20 of polling's (waiting)", f"1/{1 / share:.0f}" if share else "~0", share <= 1 / 20))
+        out.append(
+            (
+                "push CPU <= 1/20 of polling's (waiting)",
+                f"1/{1 / share:.0f}" if share else "~0",
+                share <= 1 / 20,
+            )
+        )
     return out  # fmt: skip
 
 
@@ -220,7 +245,9 @@ def charts(checkout, push, waiting, out: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         sizes = sorted({r["shoppers"] for r in checkout})
         for i, mode in enumerate(("sync", "callback")):
-            values = [(_find(checkout, mode=mode, shoppers=n) or {}).get("per_second", 0) for n in sizes]
+            values = [
+                (_find(checkout, mode=mode, shoppers=n) or {}).get("per_second", 0) for n in sizes
+            ]
             ax.bar([x + i * 0.4 for x in range(len(sizes))], values, width=0.4, label=mode)
         ax.set_xticks([x + 0.2 for x in range(len(sizes))], [f"{n} shoppers" for n in sizes])
         ax.set_yscale("log")
@@ -234,8 +261,16 @@ def charts(checkout, push, waiting, out: Path) -> list[str]:
     if push:
         fig, ax = plt.subplots(figsize=(7, 4))
         for key in sorted({(r["server"], r["layer"], r["sockets"]) for r in push}):
-            rows = sorted((r for r in push if (r["server"], r["layer"], r["sockets"]) == key), key=lambda r: r["rate"])
-            ax.plot([r["rate"] for r in rows], [r["p99"] for r in rows], marker="o", label="/".join(map(str, key)))
+            rows = sorted(
+                (r for r in push if (r["server"], r["layer"], r["sockets"]) == key),
+                key=lambda r: r["rate"],
+            )
+            ax.plot(
+                [r["rate"] for r in rows],
+                [r["p99"] for r in rows],
+                marker="o",
+                label="/".join(map(str, key)),
+            )
         ax.set_yscale("log")
         ax.set_xlabel("notifications / s")
         ax.set_ylabel("p99 push latency, ms (log)")
@@ -279,8 +314,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"- Date: {env['date']}, commit `{env['commit']}`, {results['seconds']:.0f} s in all",
         f"- Machine: {env['machine']}; other work was running on it, so compare ratios within "
         "this run, not absolute figures across runs",
-        f"- Python {env['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
+        f"- Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
         f"- Database: {env['database']}; channel layer store: {env['redis']}",
         f"- Reproduce: `{command}` with `DATABASE_URL` (PostgreSQL) and `REDIS_URL` set, "
         f"e.g. `DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench "
@@ -293,7 +327,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         "",
         _table(
             ["target", "measured", "met"],
-            [[t, f, "yes" if ok else "**no**"] for t, f, ok in targets(checkout, push, memory, waiting)],
+            [
+                [t, f, "yes" if ok else "**no**"]
+                for t, f, ok in targets(checkout, push, memory, waiting)
+            ],
         ),
         "",
     ]
@@ -312,14 +349,38 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"A Pay still unanswered at the end of a run counts with the time it had waited.",
             "",
             _table(
-                ["shoppers", "mode", "checkouts/s", "Pay p50 ms", "Pay p99 ms", "unanswered at end", "errors", "runs"],
-                [[r["shoppers"], r["mode"], r["per_second"], r["p50"], r["p99"], r["unanswered"], r["errors"], r["runs"]] for r in checkout],
+                [
+                    "shoppers",
+                    "mode",
+                    "checkouts/s",
+                    "Pay p50 ms",
+                    "Pay p99 ms",
+                    "unanswered at end",
+                    "errors",
+                    "runs",
+                ],
+                [
+                    [
+                        r["shoppers"],
+                        r["mode"],
+                        r["per_second"],
+                        r["p50"],
+                        r["p99"],
+                        r["unanswered"],
+                        r["errors"],
+                        r["runs"],
+                    ]
+                    for r in checkout
+                ],
             ),
             "",
             _table(
                 ["shoppers", "callback / sync throughput"],
                 [
-                    [n, f"{_ratio(_find(checkout, mode='callback', shoppers=n)['per_second'], _find(checkout, mode='sync', shoppers=n)['per_second']):.1f}x"]
+                    [
+                        n,
+                        f"{_ratio(_find(checkout, mode='callback', shoppers=n)['per_second'], _find(checkout, mode='sync', shoppers=n)['per_second']):.1f}x",
+                    ]
                     for n in sorted({r["shoppers"] for r in checkout})
                 ],
             ),
@@ -342,8 +403,31 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"{s['drain_seconds']} s after the burst.",
             "",
             _table(
-                ["sockets", "layer", "server", "rate /s", "p50 ms", "p99 ms", "max ms", "lost / sent", "bursts"],
-                [[r["sockets"], r["layer"], r["server"], r["rate"], r["p50"], r["p99"], r["max"], f"{r['lost']} / {r['sent']}", r["bursts"]] for r in push],
+                [
+                    "sockets",
+                    "layer",
+                    "server",
+                    "rate /s",
+                    "p50 ms",
+                    "p99 ms",
+                    "max ms",
+                    "lost / sent",
+                    "bursts",
+                ],
+                [
+                    [
+                        r["sockets"],
+                        r["layer"],
+                        r["server"],
+                        r["rate"],
+                        r["p50"],
+                        r["p99"],
+                        r["max"],
+                        f"{r['lost']} / {r['sent']}",
+                        r["bursts"],
+                    ]
+                    for r in push
+                ],
             ),
             "",
         ]
@@ -357,7 +441,16 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "",
             _table(
                 ["server", "layer", "sockets", "KiB per socket", "sockets refused"],
-                [[r["server"], r["layer"], r["sockets"], r["bytes_per_socket"] / 1024, r["failed_sockets"]] for r in memory],
+                [
+                    [
+                        r["server"],
+                        r["layer"],
+                        r["sockets"],
+                        r["bytes_per_socket"] / 1024,
+                        r["failed_sockets"],
+                    ]
+                    for r in memory
+                ],
             ),
             "",
         ]
@@ -367,14 +460,35 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "",
             f"{waiting[0]['shoppers']} shoppers wait for their result under uvicorn: **push** with "
             f"one socket each, **poll** with `GET /bench/poll/<biz>/` every {s['poll_interval']} s "
-            f"(what an `hx-trigger=\"every 1s\"` panel does; `bench/views.py:poll`). Server CPU "
+            f'(what an `hx-trigger="every 1s"` panel does; `bench/views.py:poll`). Server CPU '
             f"(user + system, from /proc) over {s['idle_seconds']} s of waiting, then while all "
             f"results arrive over {s['result_seconds']} s; time until shown is from the "
             f"notification's POST to the paid panel reaching the shopper.",
             "",
             _table(
-                ["mode", "CPU s/min waiting", "CPU s/min with results", "polls/s", "mean until shown ms", "p99 until shown ms", "lost", "runs"],
-                [[r["mode"], r["cpu_waiting"], r["cpu_results"], r["polls"], r["mean_shown"], r["p99_shown"], r["lost"], r["runs"]] for r in waiting],
+                [
+                    "mode",
+                    "CPU s/min waiting",
+                    "CPU s/min with results",
+                    "polls/s",
+                    "mean until shown ms",
+                    "p99 until shown ms",
+                    "lost",
+                    "runs",
+                ],
+                [
+                    [
+                        r["mode"],
+                        r["cpu_waiting"],
+                        r["cpu_results"],
+                        r["polls"],
+                        r["mean_shown"],
+                        r["p99_shown"],
+                        r["lost"],
+                        r["runs"],
+                    ]
+                    for r in waiting
+                ],
             ),
             "",
         ]

@@ -132,8 +132,7 @@ class Bench:
                                 "shoppers": shoppers,
                                 "think_seconds": s.think_seconds,
                                 "duration": s.checkout_seconds,
-                                "orders_each": math.ceil(s.checkout_seconds / s.think_seconds)
-                                + 2,
+                                "orders_each": math.ceil(s.checkout_seconds / s.think_seconds) + 2,
                             },
                         )
                     finally:
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
         nargs="*",
         default=[],
         metavar="NAME=JSON",
-        help='override a size, e.g. --set "sockets=[1000]" "push_servers=[\"uvicorn\"]"',
+        help='override a size, e.g. --set "sockets=[1000]" "push_servers=["uvicorn"]"',
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -285,4 +284,3 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     main()
-

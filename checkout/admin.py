@@ -96,8 +96,15 @@ class OrderAdmin(EventIdSearch, admin.ModelAdmin):
 @admin.register(Payment)
 class PaymentAdmin(EventIdSearch, ReadOnlyAdmin):
     biz_lookup = "order__biz"
-    list_display = ["payment_id", "order_link", "status", "amount", "currency", "created_at",
-                    "last_heard_at"]
+    list_display = [
+        "payment_id",
+        "order_link",
+        "status",
+        "amount",
+        "currency",
+        "created_at",
+        "last_heard_at",
+    ]
     list_filter = ["status", "gateway", "created_at"]
     list_select_related = ["order"]
     search_fields = ["=payment_id", "=order__biz"]
@@ -115,14 +122,25 @@ class PaymentAdmin(EventIdSearch, ReadOnlyAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "event_id", "biz_link", "payment_id", "verdict", "outcome",
-                    "remote_addr"]
+    list_display = [
+        "received_at",
+        "event_id",
+        "biz_link",
+        "payment_id",
+        "verdict",
+        "outcome",
+        "remote_addr",
+    ]
     list_filter = ["verdict", "outcome", "gateway", "received_at"]
     search_fields = ["=event_id", "=biz", "=payment_id"]
     date_hierarchy = "received_at"
     exclude = ["body"]
-    readonly_fields = [*(f.name for f in Notification._meta.fields if f.name != "body"),
-                       "biz_link", "payment_link", "body_text"]
+    readonly_fields = [
+        *(f.name for f in Notification._meta.fields if f.name != "body"),
+        "biz_link",
+        "payment_link",
+        "body_text",
+    ]
 
     def get_queryset(self, request) -> QuerySet:
         # The list never shows the body: do not fetch up to 64 KiB per row.

@@ -191,7 +191,9 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 # --- Payments -----------------------------------------------------------------------------------
 
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
-PAYMENT_GATEWAY_URL = os.environ.get("PAYMENT_GATEWAY_URL", f"{SITE_URL}/sandbox/").rstrip("/") + "/"
+PAYMENT_GATEWAY_URL = (
+    os.environ.get("PAYMENT_GATEWAY_URL", f"{SITE_URL}/sandbox/").rstrip("/") + "/"
+)
 SANDBOX_API_KEY = env_required("SANDBOX_API_KEY", "sk_sandbox_dev_only")
 SANDBOX_NOTIFY_SECRET = env_required("SANDBOX_NOTIFY_SECRET", "whsec_sandbox_dev_only")
 # Older secrets still accepted while a rotation is under way (comma-separated).

@@ -6,100 +6,198 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('gateway', models.CharField(default='sandbox', max_length=32)),
-                ('remote_addr', models.CharField(blank=True, max_length=64)),
-                ('headers', models.JSONField(default=dict)),
-                ('body', models.BinaryField()),
-                ('event_id', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('biz', models.CharField(blank=True, db_index=True, max_length=32)),
-                ('payment_id', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('verdict', models.CharField(choices=[('received', 'Received'), ('accepted', 'Accepted'), ('bad_signature', 'Bad Signature'), ('malformed', 'Malformed'), ('too_large', 'Too Large'), ('unknown_order', 'Unknown Order')], db_index=True, default='received', max_length=16)),
-                ('outcome', models.CharField(blank=True, max_length=32)),
-                ('detail', models.TextField(blank=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("gateway", models.CharField(default="sandbox", max_length=32)),
+                ("remote_addr", models.CharField(blank=True, max_length=64)),
+                ("headers", models.JSONField(default=dict)),
+                ("body", models.BinaryField()),
+                ("event_id", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("biz", models.CharField(blank=True, db_index=True, max_length=32)),
+                ("payment_id", models.CharField(blank=True, db_index=True, max_length=64)),
+                (
+                    "verdict",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("accepted", "Accepted"),
+                            ("bad_signature", "Bad Signature"),
+                            ("malformed", "Malformed"),
+                            ("too_large", "Too Large"),
+                            ("unknown_order", "Unknown Order"),
+                        ],
+                        db_index=True,
+                        default="received",
+                        max_length=16,
+                    ),
+                ),
+                ("outcome", models.CharField(blank=True, max_length=32)),
+                ("detail", models.TextField(blank=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-received_at'],
+                "ordering": ["-received_at"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('biz', models.CharField(default=checkout.models.new_biz, editable=False, max_length=32, unique=True)),
-                ('amount', models.PositiveIntegerField(help_text='In minor units (fen).')),
-                ('currency', models.CharField(max_length=3)),
-                ('owner', models.CharField(db_index=True, max_length=64)),
-                ('status', models.CharField(choices=[('unpaid', 'Unpaid'), ('pending', 'Pending'), ('paid', 'Paid'), ('failed', 'Failed'), ('expired', 'Expired')], db_index=True, default='unpaid', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('expires_at', models.DateTimeField()),
-                ('paid_at', models.DateTimeField(blank=True, null=True)),
-                ('reconcile_after', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "biz",
+                    models.CharField(
+                        default=checkout.models.new_biz, editable=False, max_length=32, unique=True
+                    ),
+                ),
+                ("amount", models.PositiveIntegerField(help_text="In minor units (fen).")),
+                ("currency", models.CharField(max_length=3)),
+                ("owner", models.CharField(db_index=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unpaid", "Unpaid"),
+                            ("pending", "Pending"),
+                            ("paid", "Paid"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                        ],
+                        db_index=True,
+                        default="unpaid",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("expires_at", models.DateTimeField()),
+                ("paid_at", models.DateTimeField(blank=True, null=True)),
+                ("reconcile_after", models.DateTimeField(db_index=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField(blank=True)),
-                ('price', models.PositiveIntegerField(help_text='In minor units (fen).')),
-                ('currency', models.CharField(default='CNY', max_length=3)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField(blank=True)),
+                ("price", models.PositiveIntegerField(help_text="In minor units (fen).")),
+                ("currency", models.CharField(default="CNY", max_length=3)),
             ],
             options={
-                'ordering': ['price'],
+                "ordering": ["price"],
             },
         ),
         migrations.CreateModel(
-            name='Flag',
+            name="Flag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('amount_mismatch', 'Amount Mismatch'), ('paid_after_expiry', 'Paid After Expiry'), ('paid_after_failure', 'Paid After Failure'), ('foreign_payment', 'Foreign Payment')], max_length=32)),
-                ('detail', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('resolved', models.BooleanField(default=False)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='flags', to='checkout.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("amount_mismatch", "Amount Mismatch"),
+                            ("paid_after_expiry", "Paid After Expiry"),
+                            ("paid_after_failure", "Paid After Failure"),
+                            ("foreign_payment", "Foreign Payment"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("resolved", models.BooleanField(default=False)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="flags",
+                        to="checkout.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Payment',
+            name="Payment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('gateway', models.CharField(default='sandbox', max_length=32)),
-                ('payment_id', models.CharField(max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('closed', 'Closed')], default='pending', max_length=16)),
-                ('amount', models.PositiveIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('cashier_url', models.URLField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('last_heard_at', models.DateTimeField(blank=True, null=True)),
-                ('order', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='payment', to='checkout.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("gateway", models.CharField(default="sandbox", max_length=32)),
+                ("payment_id", models.CharField(max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("closed", "Closed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("amount", models.PositiveIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("cashier_url", models.URLField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("last_heard_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "order",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment",
+                        to="checkout.order",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='order',
-            name='product',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='checkout.product'),
+            model_name="order",
+            name="product",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="orders",
+                to="checkout.product",
+            ),
         ),
     ]

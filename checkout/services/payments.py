@@ -49,8 +49,12 @@ async def payment_start(*, order: Order) -> Order:
             _("The payment system did not answer. Your order is kept: please try again.")
         ) from error
     if (payment.biz, payment.amount, payment.currency) != (order.biz, order.amount, order.currency):
-        logger.error("payment start answered for another order biz=%s payment=%s", order.biz, payment)
-        raise PaymentNotStarted(_("The payment system gave an unexpected answer. Please try again."))
+        logger.error(
+            "payment start answered for another order biz=%s payment=%s", order.biz, payment
+        )
+        raise PaymentNotStarted(
+            _("The payment system gave an unexpected answer. Please try again.")
+        )
     order, changed = await sync_to_async(payment_record)(payment=payment)
     if changed:
         await push_order_changed(order.biz)

@@ -30,7 +30,13 @@ def quick(tmp_path_factory):
 def test_the_report_has_every_section_and_its_charts(quick):
     tmp, _ = quick
     text = (tmp / "BENCHMARKS.md").read_text()
-    for heading in ("## Targets", "## 1. Synch", "## 2. Push latency", "## 3. Memory", "## 4. Push"):
+    for heading in (
+        "## Targets",
+        "## 1. Synch",
+        "## 2. Push latency",
+        "## 3. Memory",
+        "## 4. Push",
+    ):
         assert heading in text
     assert "CPUs (" in text and "Reproduce:" in text
     for chart in ("checkout.png", "push.png", "waiting.png"):

@@ -139,9 +139,10 @@ class Shoppers:
         log = self.events.append
         page.on("console", lambda msg: log(f"{label} console.{msg.type}: {msg.text}"))
         page.on("pageerror", lambda error: log(f"{label} pageerror: {error}"))
-        page.on("framenavigated", lambda frame: frame == page.main_frame and log(
-            f"{label} navigated: {frame.url}"
-        ))
+        page.on(
+            "framenavigated",
+            lambda frame: frame == page.main_frame and log(f"{label} navigated: {frame.url}"),
+        )
 
         def on_websocket(ws) -> None:
             log(f"{label} ws open {ws.url}")

@@ -38,8 +38,12 @@ def axe_violations(page: Page) -> list[dict]:
     )
     assert results["passes"] > 0, "axe-core ran no check"
     return [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
         for v in results["violations"]
         if v["impact"] in BLOCKING
     ]

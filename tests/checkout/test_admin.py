@@ -16,8 +16,12 @@ def paid_order(client):
         order=order, payment_id=f.payment_id(), amount=order.amount, currency=order.currency
     )
     body = f.notice_body(order, pay_id=payment.payment_id)
-    response = client.post("/payments/notify/sandbox/", data=body,
-                           content_type="application/json", headers=f.signed_headers(body))
+    response = client.post(
+        "/payments/notify/sandbox/",
+        data=body,
+        content_type="application/json",
+        headers=f.signed_headers(body),
+    )
     assert response.status_code == 200
     return order, payment, Notification.objects.get(biz=order.biz)
 

@@ -54,9 +54,7 @@ def test_the_same_event_twenty_times_in_parallel_changes_the_order_once(
     assert pushes == [order.biz]
 
 
-def test_conflicting_results_racing_give_one_change_and_success_wins(
-    postgres, live_server, pushes
-):
+def test_conflicting_results_racing_give_one_change_and_success_wins(postgres, live_server, pushes):
     order = f.order(status=OrderStatus.PENDING)
     pay_id = f.payment_id()
     bodies = [

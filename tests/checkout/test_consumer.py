@@ -109,11 +109,14 @@ async def test_a_closed_socket_leaves_the_group():
     await socket.connect()
     await socket.receive_from()
     await socket.disconnect()
-    from channels.layers import get_channel_layer
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
 
     from checkout.push import order_group
 
-    assert not get_channel_layer().groups.get(order_group(order.biz))
+    layer = get_channel_layer()
+    if not isinstance(layer, InMemoryChannelLayer):
+        pytest.skip("reads the embedded layer's group table (REDIS_URL is set)")
+    assert not layer.groups.get(order_group(order.biz))
 
 
 async def test_a_dropped_push_is_caught_up_by_the_watchlist_sweep():

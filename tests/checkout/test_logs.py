@@ -104,9 +104,7 @@ def test_each_notification_logs_one_structured_line(client, caplog):
     with caplog.at_level(logging.INFO, logger="checkout"):
         notify(client, body)
         notify(client, body, secret="forged")
-    lines = [
-        r.getMessage() for r in caplog.records if r.name == "checkout.services.notifications"
-    ]
+    lines = [r.getMessage() for r in caplog.records if r.name == "checkout.services.notifications"]
     assert len(lines) == 2
     accepted, forged = (dict(p.split("=", 1) for p in line.split()[1:]) for line in lines)
     assert accepted["event"].startswith("evt_") and accepted["biz"] == order.biz

@@ -157,10 +157,15 @@ async def test_notifications_are_counted_by_verdict_and_outcome(async_client):
     paid = sample("checkout_notifications_total", verdict="accepted", outcome="paid")
     forged = sample("checkout_notifications_total", verdict="bad_signature", outcome="none")
     body = f.notice_body(order)
-    await async_client.post(NOTIFY, data=body, content_type="application/json",
-                            headers=f.signed_headers(body))
-    await async_client.post(NOTIFY, data=body, content_type="application/json",
-                            headers=f.signed_headers(body, secret="wrong"))
+    await async_client.post(
+        NOTIFY, data=body, content_type="application/json", headers=f.signed_headers(body)
+    )
+    await async_client.post(
+        NOTIFY,
+        data=body,
+        content_type="application/json",
+        headers=f.signed_headers(body, secret="wrong"),
+    )
     assert sample("checkout_notifications_total", verdict="accepted", outcome="paid") == paid + 1
     assert sample("checkout_notifications_total", verdict="bad_signature", outcome="none") == (
         forged + 1
@@ -179,8 +184,9 @@ async def test_open_sockets_and_result_to_push_latency_are_measured(async_client
     assert sample("checkout_open_sockets") == sockets + 1
 
     body = f.notice_body(order)
-    await async_client.post(NOTIFY, data=body, content_type="application/json",
-                            headers=f.signed_headers(body))
+    await async_client.post(
+        NOTIFY, data=body, content_type="application/json", headers=f.signed_headers(body)
+    )
     assert 'data-status="paid"' in await socket.receive_from()
     assert sample("checkout_result_push_seconds_count") == pushes + 1
 
@@ -199,6 +205,8 @@ def test_pending_payments_are_counted_by_age_at_scrape_time():
         Payment.objects.filter(pk=payment.pk).update(created_at=now - age)
     f.order(status=OrderStatus.PAID)  # not pending: never counted
     assert Order.objects.count() == 4
-    counts = {le: sample("checkout_pending_payments", le=le)
-              for le in ("60", "300", "900", "3600", "+Inf")}
+    counts = {
+        le: sample("checkout_pending_payments", le=le)
+        for le in ("60", "300", "900", "3600", "+Inf")
+    }
     assert counts == {"60": 1, "300": 1, "900": 2, "3600": 2, "+Inf": 3}

@@ -96,9 +96,23 @@ class RedisServer:
     def start(self) -> RedisServer:
         log = (self.tmp_dir / f"redis-{self.port}.log").open("ab")
         self.process = subprocess.Popen(
-            [self.binary or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
-            cwd=self.tmp_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            [
+                self.binary or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            cwd=self.tmp_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while self.cli("PING") != "PONG":

@@ -47,7 +47,11 @@ def production_env(**extra: str) -> dict[str, str]:
 def test_check_deploy_is_clean_with_production_settings():
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=production_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -123,8 +127,12 @@ async def test_deploy_run_serves_a_purchase_across_its_processes_and_stops_clean
     with log_path.open("ab") as log_file:
         run = subprocess.Popen(
             [sys.executable, "deploy/run", "--workers", "2", "--port", str(port)],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     log = lambda: log_path.read_text(errors="replace")[-6000:]  # noqa: E731
     try:

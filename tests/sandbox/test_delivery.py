@@ -105,9 +105,7 @@ async def test_a_failed_attempt_is_retried_on_schedule_with_the_same_bytes(
 
     assert await deliver_due() == 0  # not due yet
     # The 15 s are over (moved rather than waited for): the retry goes.
-    await Notification.objects.filter(pk=notification.pk).aupdate(
-        next_attempt_at=timezone.now()
-    )
+    await Notification.objects.filter(pk=notification.pk).aupdate(next_attempt_at=timezone.now())
     assert await deliver_due() == 1
     first, second = await receiver.wait_for(2)
     assert first.body == second.body

@@ -17,6 +17,11 @@ class Command(BaseCommand):
         for slug, name, description, price in DEMO_PRODUCTS:
             Product.objects.update_or_create(
                 slug=slug,
-                defaults={"name": name, "description": description, "price": price, "currency": "CNY"},
+                defaults={
+                    "name": name,
+                    "description": description,
+                    "price": price,
+                    "currency": "CNY",
+                },
             )
         self.stdout.write(f"Demo catalogue: {len(DEMO_PRODUCTS)} products.")
