@@ -288,3 +288,24 @@ class ShopServer:
     def log_tail(self, lines: int = 60) -> str:
         tail = self.log_text().splitlines()[-lines:]
         return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
+
+
+class Servers:
+    """Servers a test starts itself (several processes, restarts); all stopped at teardown."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        self.tmp_dir = tmp_dir
+        self.started: list[ShopServer] = []
+
+    def new(self, **kwargs) -> ShopServer:
+        kwargs.setdefault("tmp_dir", self.tmp_dir)
+        server = ShopServer(**kwargs)
+        self.started.append(server)
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
+
+    def diagnose(self, test_name: str) -> list[tuple[str, str]]:
+        return [section for server in self.started for section in server.diagnose(test_name)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.servers import ROOT, ShopServer
+from tests.servers import ROOT, Servers, ShopServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -83,27 +83,6 @@ def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShopServer
         yield server
     finally:
         server.stop()
-
-
-class Servers:
-    """Servers a test starts itself (several processes, restarts); all stopped at teardown."""
-
-    def __init__(self, tmp_dir: Path) -> None:
-        self.tmp_dir = tmp_dir
-        self.started: list[ShopServer] = []
-
-    def new(self, **kwargs) -> ShopServer:
-        kwargs.setdefault("tmp_dir", self.tmp_dir)
-        server = ShopServer(**kwargs)
-        self.started.append(server)
-        return server
-
-    def stop_all(self) -> None:
-        for server in self.started:
-            server.stop()
-
-    def diagnose(self, test_name: str) -> list[tuple[str, str]]:
-        return [section for server in self.started for section in server.diagnose(test_name)]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.db import connection
 
 from tests.conftest import require
 from tests.realtime.streams import RedisServer, postgres_url
-from tests.servers import ShopServer
+from tests.servers import Servers, ShopServer
 
 SHARED_REDIS = "redis://127.0.0.1:6379/4"
 
@@ -52,29 +52,19 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-class Shops:
-    """Shop processes a test starts; all stopped at teardown, their logs shown on failure."""
+class Shops(Servers):
+    """Shop processes a test starts on the shared test database; all stopped at teardown, their
+    logs shown on failure."""
 
     def __init__(self, tmp_dir: Path, database_url: str) -> None:
-        self.tmp_dir = tmp_dir
+        super().__init__(tmp_dir)
         self.database_url = database_url
-        self.started: list[ShopServer] = []
 
     def start(self, name: str, **env: str) -> ShopServer:
-        server = ShopServer(
-            name=name, tmp_dir=self.tmp_dir, database_url=self.database_url, env=env
-        )
-        self.started.append(server)
+        server = self.new(name=name, database_url=self.database_url, env=env)
         # Migrations are the test database's already; the catalogue the tests seed themselves.
         server.prepared = True
         return server.start()
-
-    def stop_all(self) -> None:
-        for server in self.started:
-            server.stop()
-
-    def diagnose(self, test_name: str) -> list[tuple[str, str]]:
-        return [section for server in self.started for section in server.diagnose(test_name)]
 
 
 @pytest.fixture
