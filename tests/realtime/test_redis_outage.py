@@ -7,6 +7,7 @@ safety net), `push` only once an hour (so what reaches its sockets came through 
 """
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -23,6 +24,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def notify_paid(server, order) -> int:
     body = f.notice_body(order)
     return await sync_to_async(post_notice)(server, body, f.signed_headers(body))
+
+
+def open_files(server) -> int:
+    return len(os.listdir(f"/proc/{server.process.pid}/fd"))
 
 
 async def until(condition, seconds: float = 30) -> bool:
@@ -55,6 +60,12 @@ async def test_a_redis_outage_loses_no_result_and_the_push_resumes_when_redis_re
     assert await Order.objects.aget(pk=during.pk, status=OrderStatus.PAID)
     # The waiting page gets it from the database meanwhile.
     assert await status_becomes(on_net, "paid")
+    # Many more results while Redis is away: each is acknowledged, and the failed pushes leave
+    # nothing behind (no socket or file kept open per attempt).
+    more = [await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING) for _ in range(25)]
+    files_before = open_files(notices)
+    assert [await notify_paid(notices, order) for order in more] == [200] * len(more)
+    assert open_files(notices) <= files_before + 3
 
     own_redis.start()
     group = "asgi__group__" + order_group(after.biz)
