@@ -53,7 +53,9 @@ class Watchlist:
             async for biz, status in rows:
                 stale += [s for s in self.sockets.get(biz, ()) if s.sent_status != status]
         for socket in stale:
-            await socket.send_panel()
+            # A socket that closed while the query ran is gone from the list: nothing to send to.
+            if socket in self.sockets.get(socket.biz, ()):
+                await socket.send_panel()
         return len(stale)
 
     async def _run(self) -> None:

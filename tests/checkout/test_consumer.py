@@ -194,3 +194,24 @@ async def test_a_client_flooding_connects_is_capped_and_others_still_connect(set
     assert (await again.connect())[0]  # a closed socket gives its place back
     for socket in [*flood[1:3], other, again]:
         await socket.disconnect()
+
+
+async def test_the_sweep_sends_nothing_to_a_socket_that_closed_meanwhile():
+    from checkout.watch import Watchlist
+
+    _, order = await make_order(status=OrderStatus.PAID)
+    watch = Watchlist()
+    sent: list[object] = []
+
+    class Socket:
+        biz = order.biz
+        sent_status = "pending"
+
+        async def send_panel(self) -> None:
+            sent.append(self)
+            for other in list(watch.sockets.get(self.biz, ())):
+                watch.discard(other)  # the other tab closes while this one is being sent to
+
+    watch.sockets[order.biz] = {Socket(), Socket()}
+    await watch.sweep()
+    assert len(sent) == 1
