@@ -32,6 +32,8 @@ def base_env(database_url: str) -> dict[str, str]:
         "RECONCILE_IN_SERVER": "0",
         # The watchlist's catch-up sweep would hide a lost push; nothing is lost here if it works.
         "WATCH_INTERVAL": "3600",
+        # Every bench socket comes from 127.0.0.1: main's per-client cap (50) would refuse the rest.
+        "WS_MAX_PER_CLIENT": "0",
         **SECRETS,
     }
 
