@@ -173,40 +173,51 @@ async def latencies(sent: list[tuple], drain: float) -> dict:
 
 
 async def push(p: dict) -> dict:
-    """Push latency: N open sockets, bursts of notifications at each rate, repeated."""
-    base, n = p["base"], p["sockets"]
-    shoppers = await asyncio.to_thread(fixtures.shoppers_create, n, pending=True)
+    """Push latency: one fleet of sockets grown to each size in turn, bursts at each rate there.
+
+    The fleet is never closed between sizes or rates: reconnecting thousands of sockets is what
+    made a full run take half an hour. Sockets a burst used stay open (paid) and idle.
+    """
+    base, sizes = p["base"], sorted(p["sockets"])
+    shoppers = await asyncio.to_thread(fixtures.shoppers_create, sizes[-1], pending=True)
     sockets = [Socket(s, s.orders[0], s.payment_ids[0]) for s in shoppers]
     async with client() as http:
-        warm = min(p.get("warm", 20), n // 2)
+        warm = min(p.get("warm", 20), sizes[0] // 2)
         failed = await open_all(http, base, sockets[:warm])
         await step("warm", sockets=warm)
-        failed += await open_all(http, base, sockets[warm:])
-        await step("open", sockets=n, failed=failed)
-        fresh = [s for s in sockets if s.status == "pending"]
-        used: list[Socket] = []
-        bursts = []
-        for rate in p["rates"]:
-            for repeat in range(p["repeats"]):
-                count = max(1, int(rate * p["burst_seconds"]))
-                if len(fresh) < count:
-                    # Put used orders back to waiting and reopen their sockets (not measured).
-                    await asyncio.to_thread(fixtures.orders_reset_pending, [s.biz for s in used])
-                    for s in used:
-                        await s.close()
-                    await open_all(http, base, used)
-                    fresh += [s for s in used if s.status == "pending"]
-                    used = []
-                batch, fresh = fresh[:count], fresh[count:]
-                used += batch
-                sent = await send_at_rate(http, base, batch, rate)
-                result = await latencies(sent, p["drain_seconds"])
-                bursts.append({"rate": rate, "repeat": repeat, **result})
-                log("push", n, rate, repeat, result)
-        await step("done")
+        opened, fresh, used = warm, [], []
+        bursts, failures = [], {}
+        for size in sizes:
+            failed += await open_all(http, base, sockets[opened:size])
+            fresh += [s for s in sockets[opened:size] if s.status == "pending"]
+            if opened == warm:
+                fresh += [s for s in sockets[:warm] if s.status == "pending"]
+            opened = size
+            failures[size] = failed
+            await step(f"open_{size}", sockets=size, failed=failed)
+            for rate in p["rates"]:
+                for repeat in range(p["repeats"]):
+                    count = max(1, int(rate * p["burst_seconds"]))
+                    if len(fresh) < count:
+                        # Put used orders back to waiting and reopen their sockets (not measured).
+                        await asyncio.to_thread(
+                            fixtures.orders_reset_pending, [s.biz for s in used]
+                        )
+                        for s in used:
+                            await s.close()
+                        await open_all(http, base, used)
+                        fresh += [s for s in used if s.status == "pending"]
+                        used = []
+                    batch, fresh = fresh[:count], fresh[count:]
+                    used += batch
+                    sent = await send_at_rate(http, base, batch, rate)
+                    result = await latencies(sent, p["drain_seconds"])
+                    bursts.append({"sockets": size, "rate": rate, "repeat": repeat, **result})
+                    log("push", size, rate, repeat, result)
+            await step(f"bursts_{size}")
         for s in sockets:
             await s.close()
-    return {"failed_sockets": failed, "bursts": bursts}
+    return {"failed_sockets": failures, "bursts": bursts}
 
 
 async def checkout(p: dict) -> dict:

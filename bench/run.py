@@ -144,29 +144,33 @@ class Bench:
 
     # --- 2. and 3. push latency, memory per socket -----------------------------------------------
 
-    def push_cells(self) -> list[tuple[str, str, int, tuple[int, ...]]]:
+    def push_cells(self) -> list[tuple[str, str, tuple[int, ...], tuple[int, ...]]]:
+        """(server, layer, fleet sizes, rates): one server process and one growing fleet each."""
         s = self.sizes
         cells = []
-        for size in s.sockets:
-            for layer in s.push_layers:
-                if layer == "redis" and not self.redis_url:
-                    continue
-                for kind in s.push_servers:
-                    cells.append((kind, layer, size, s.rates))
-            cells.append((s.inmemory_server, "inmemory", size, s.inmemory_rates))
+        for layer in (*s.push_layers, "inmemory"):
+            if layer == "redis" and not self.redis_url:
+                continue
+            kinds = (s.inmemory_server,) if layer == "inmemory" else s.push_servers
+            for kind in kinds:
+                sizes = s.sockets
+                if (kind, layer) in {tuple(pair) for pair in s.push_small_only}:
+                    sizes = s.sockets[:1]
+                rates = s.inmemory_rates if layer == "inmemory" else s.rates
+                cells.append((kind, layer, tuple(sizes), tuple(rates)))
         return cells
 
     def push(self) -> list[dict]:
         s = self.sizes
         rows = []
-        for kind, layer, size, rates in self.push_cells():
+        for kind, layer, sizes, rates in self.push_cells():
             shop = self.shop(kind, layer)
             try:
                 result, samples = self.drive(
                     shop,
                     {
                         "scenario": "push",
-                        "sockets": size,
+                        "sockets": list(sizes),
                         "rates": list(rates),
                         "burst_seconds": s.burst_seconds,
                         "repeats": s.repeats,
@@ -175,18 +179,24 @@ class Bench:
                 )
             finally:
                 self.stop(shop)
-            opened = samples["open"]["sockets"] - samples["warm"]["sockets"]
-            growth = samples["open"]["rss"] - samples["warm"]["rss"]
-            rows.append(
-                {
-                    "server": kind,
-                    "layer": layer,
-                    "sockets": size,
-                    "failed_sockets": result["failed_sockets"],
-                    "bytes_per_socket": growth / max(1, opened),
-                    "bursts": result["bursts"],
-                }
-            )
+            # Memory per idle socket: growth while only opening sockets, over the sockets opened.
+            # The first size from the warm-up; each larger one from after the previous size's
+            # bursts, so what those bursts allocated is not counted against the new sockets.
+            before = samples["warm"]
+            for size in sizes:
+                opened = samples[f"open_{size}"]
+                rows.append(
+                    {
+                        "server": kind,
+                        "layer": layer,
+                        "sockets": size,
+                        "failed_sockets": result["failed_sockets"][str(size)],
+                        "bytes_per_socket": (opened["rss"] - before["rss"])
+                        / max(1, opened["sockets"] - before.get("sockets", 0)),
+                        "bursts": [b for b in result["bursts"] if b["sockets"] == size],
+                    }
+                )
+                before = {**samples[f"bursts_{size}"], "sockets": size}
         return rows
 
     # --- 4. push vs polling ----------------------------------------------------------------------

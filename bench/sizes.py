@@ -7,26 +7,32 @@ from dataclasses import dataclass, field
 class Sizes:
     # 1. sync vs callback: shoppers in a closed loop, each deciding `think` s after Pay.
     shoppers: tuple[int, ...] = (50, 200, 1000)
-    think_seconds: float = 2.0
-    checkout_seconds: float = 6.0
-    checkout_runs: int = 3
+    think_seconds: float = 1.0
+    checkout_seconds: float = 4.0
+    checkout_runs: int = 1
     # 2. and 3. push latency and memory per socket.
     push_servers: tuple[str, ...] = ("daphne", "uvicorn")
     push_layers: tuple[str, ...] = ("local", "redis")
     sockets: tuple[int, ...] = (1000, 5000)
     rates: tuple[int, ...] = (100, 200, 500)
-    burst_seconds: float = 1.0
-    repeats: int = 2
-    drain_seconds: float = 8.0
+    burst_seconds: float = 0.4
+    repeats: int = 3
+    drain_seconds: float = 4.0
     # Channels' stock layer, the "before": one server, fewer rates (at 5,000 it takes seconds).
     inmemory_server: str = "uvicorn"
     inmemory_rates: tuple[int, ...] = (100, 200)
+    # (server, layer) pairs measured at the smallest fleet only, to keep `make bench` short.
+    push_small_only: tuple[tuple[str, str], ...] = (
+        ("daphne", "local"),
+        ("uvicorn", "local"),
+        ("uvicorn", "inmemory"),
+    )
     # 4. push vs polling.
     waiting_shoppers: int = 2000
     poll_interval: float = 1.0
-    idle_seconds: float = 8.0
-    result_seconds: float = 20.0
-    waiting_runs: int = 2
+    idle_seconds: float = 5.0
+    result_seconds: float = 10.0
+    waiting_runs: int = 1
     notes: list[str] = field(default_factory=list)
 
 
