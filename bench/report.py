@@ -77,6 +77,7 @@ def environment(database_url: str, redis_url: str, sizes) -> dict:
         "database": _database(database_url),
         "redis": _redis(redis_url),
         "commit": _git(),
+        "load_end": list(os.getloadavg()),
         "sizes": dataclasses.asdict(sizes),
     }
 
@@ -159,6 +160,13 @@ def _ratio(a: float, b: float) -> float:
     return float("inf") if a else float("nan")
 
 
+def _throughput_ratio(callback: float, sync: float) -> tuple[str, bool | None]:
+    """The ratio and whether it meets 50x; None where a side finished nothing (no ratio)."""
+    if sync and callback:
+        return f"{callback / sync:.1f}x", callback / sync >= 50
+    return f"{callback:.1f}/s vs {sync:.1f}/s: no ratio (a side completed no checkout)", None
+
+
 def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting: list[dict]):
     """(target, figure, met) for each target of the issue that this run measured."""
     out = []
@@ -168,12 +176,10 @@ def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting:
             _find(checkout, mode="callback", shoppers=shoppers),
         )
         if sync and cb:
-            ratio = _ratio(cb["per_second"], sync["per_second"])
             out.append(
                 (
                     f"callback >= 50x sync throughput, {shoppers} shoppers",
-                    f"{ratio:.1f}x",
-                    ratio >= 50,
+                    *_throughput_ratio(cb["per_second"], sync["per_second"]),
                 )
             )
             out.append(
@@ -292,6 +298,23 @@ def charts(checkout, push, waiting, out: Path) -> list[str]:
     return names  # fmt: skip
 
 
+def _loads(loads) -> str:
+    return ", ".join(f"{x:.2f}" for x in loads) if loads else "not recorded"
+
+
+def _small_only(s: dict) -> str:
+    pairs = s.get("push_small_only") or ()
+    sizes = s["sockets"]
+    if not pairs or len(sizes) < 2:
+        return ""
+    named = ", ".join(f"{layer} on {server}" for server, layer in pairs)
+    return (
+        f" Measured at {sizes[0]} sockets only, to keep the run to a few minutes (opening "
+        f"{sizes[-1]} sockets takes about a minute per server here): {named}. At {sizes[-1]}: "
+        "the other pairs."
+    )
+
+
 def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
     checkout = checkout_figures(results.get("checkout", []))
     push = push_figures(results.get("push", []))
@@ -311,7 +334,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         "Written by `make bench` (`python -m bench.run`); do not edit by hand, except "
         "`bench/profile_notes.md`, which is copied in at the end.",
         "",
-        f"- Date: {env['date']}, commit `{env['commit']}`, {results['seconds']:.0f} s in all",
+        f"- Date: {env['date']}, commit `{env['commit']}`, {results['seconds']:.0f} s in all "
+        f"(the harness, from the first server started to this file written)",
+        f"- Load average (1, 5, 15 min) at the start: {_loads(results.get('load_start'))}; "
+        f"at the end: {_loads(env.get('load_end'))}",
         f"- Machine: {env['machine']}; other work was running on it, so compare ratios within "
         "this run, not absolute figures across runs",
         f"- Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
@@ -320,15 +346,17 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"e.g. `DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench "
         f"REDIS_URL=redis://127.0.0.1:6379/8 make bench`; arguments: `{' '.join(argv)}`",
         "- Load comes from `bench/load.py`, a separate process; the server is sampled through "
-        "/proc (psutil). Each figure is the median of several runs (or bursts); the count is in "
-        "the tables.",
+        "/proc (psutil). Each push figure is the median over its bursts; checkout and waiting "
+        "cells are medians over their runs. How many runs or bursts each figure has is in the "
+        "last column of its table: where it says 1, that cell ran once (the time budget of "
+        "a few minutes for the whole run affords no more).",
         "",
         "## Targets",
         "",
         _table(
             ["target", "measured", "met"],
             [
-                [t, f, "yes" if ok else "**no**"]
+                [t, f, "not measured" if ok is None else "yes" if ok else "**no**"]
                 for t, f, ok in targets(checkout, push, memory, waiting)
             ],
         ),
@@ -379,7 +407,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                 [
                     [
                         n,
-                        f"{_ratio(_find(checkout, mode='callback', shoppers=n)['per_second'], _find(checkout, mode='sync', shoppers=n)['per_second']):.1f}x",
+                        _throughput_ratio(
+                            _find(checkout, mode="callback", shoppers=n)["per_second"],
+                            _find(checkout, mode="sync", shoppers=n)["per_second"],
+                        )[0],
                     ]
                     for n in sorted({r["shoppers"] for r in checkout})
                 ],
@@ -395,12 +426,14 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"N sockets open on N waiting orders (owner's session cookie, allowed Origin); signed "
             f"`payment.succeeded` notifications are POSTed to `/payments/notify/sandbox/` at the "
             f"rate for {s['burst_seconds']} s bursts, {s['repeats']} bursts per rate; latency is from "
-            f"the POST to the paid panel arriving on that order's socket. Between bursts the used "
-            f"orders are put back to pending and their sockets reopened (not measured). `local` is "
+            f"the POST to the paid panel arriving on that order's socket. Each server and layer "
+            f"gets one process and one fleet of sockets, grown from one size to the next and never "
+            f"reconnected between rates: each burst uses sockets no burst used before, and used "
+            f"ones stay open (idle, paid). `local` is "
             f"`shop.channel_layers.LocalChannelLayer`, `inmemory` Channels' stock "
-            f"`InMemoryChannelLayer` (the before; only {s['inmemory_rates']}/s and one server, since "
-            f"it takes seconds at 5,000), `redis` channels_redis. Lost: no panel within "
-            f"{s['drain_seconds']} s after the burst.",
+            f"`InMemoryChannelLayer` (the before; {s['inmemory_rates']}/s on one server), `redis` "
+            f"channels_redis. Lost: no panel within {s['drain_seconds']} s after the burst."
+            + _small_only(s),
             "",
             _table(
                 [
@@ -436,8 +469,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         parts += [
             "## 3. Memory per idle socket",
             "",
-            "Server RSS after all sockets opened minus RSS after the first 20 (which load the "
-            "code paths), divided by the sockets opened in between.",
+            "The smallest fleet: server RSS after its sockets opened minus RSS after the first 20 "
+            "(which load the code paths), divided by the sockets opened in between. A larger "
+            "fleet: RSS after it grew minus RSS after the previous size's bursts, divided by the "
+            "sockets added (so what the bursts allocated is not charged to idle sockets).",
             "",
             _table(
                 ["server", "layer", "sockets", "KiB per socket", "sockets refused"],
@@ -462,7 +497,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"one socket each, **poll** with `GET /bench/poll/<biz>/` every {s['poll_interval']} s "
             f'(what an `hx-trigger="every 1s"` panel does; `bench/views.py:poll`). Server CPU '
             f"(user + system, from /proc) over {s['idle_seconds']} s of waiting, then while all "
-            f"results arrive over {s['result_seconds']} s; time until shown is from the "
+            f"results arrive for {s.get('waiting_results', waiting[0]['shoppers'])} of them over "
+            f"{s['result_seconds']} s; time until shown is from the "
             f"notification's POST to the paid panel reaching the shopper.",
             "",
             _table(

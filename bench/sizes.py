@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 class Sizes:
     # 1. sync vs callback: shoppers in a closed loop, each deciding `think` s after Pay.
     shoppers: tuple[int, ...] = (50, 200, 1000)
-    think_seconds: float = 1.0
-    checkout_seconds: float = 4.0
+    think_seconds: float = 2.0
+    checkout_seconds: float = 6.0
     checkout_runs: int = 1
     # 2. and 3. push latency and memory per socket.
     push_servers: tuple[str, ...] = ("daphne", "uvicorn")
@@ -31,6 +31,8 @@ class Sizes:
     waiting_shoppers: int = 2000
     poll_interval: float = 1.0
     idle_seconds: float = 5.0
+    # Results for this many of them over result_seconds: 100/s, what one process sustains here.
+    waiting_results: int = 1000
     result_seconds: float = 10.0
     waiting_runs: int = 1
     notes: list[str] = field(default_factory=list)
@@ -43,13 +45,16 @@ QUICK = Sizes(
     think_seconds=0.3,
     checkout_seconds=2.0,
     checkout_runs=1,
-    sockets=(20,),
+    # Two sizes, so the fleet grows once; past 50, main's per-client socket cap would show.
+    sockets=(20, 60),
+    push_small_only=(),
     rates=(20,),
     burst_seconds=0.5,
     repeats=1,
     drain_seconds=5.0,
     inmemory_rates=(20,),
     waiting_shoppers=20,
+    waiting_results=20,
     poll_interval=0.5,
     idle_seconds=1.0,
     result_seconds=1.0,

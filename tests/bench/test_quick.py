@@ -65,6 +65,16 @@ def test_every_push_reaches_its_socket_and_latencies_are_ordered(quick):
             assert 0 < burst["p50"] <= burst["p99"] <= burst["max"]
 
 
+def test_one_fleet_grows_through_every_size_with_its_memory_per_socket(quick):
+    _, results = quick
+    sizes = {(row["server"], row["layer"]): [] for row in results["push"]}
+    for row in results["push"]:
+        sizes[(row["server"], row["layer"])].append(row["sockets"])
+        assert math.isfinite(row["bytes_per_socket"]), row
+        assert {burst["sockets"] for burst in row["bursts"]} == {row["sockets"]}
+    assert sizes and all(found == [20, 60] for found in sizes.values()), sizes
+
+
 def test_push_and_polling_both_show_every_result(quick):
     _, results = quick
     by_mode = {row["mode"]: row["runs"][0] for row in results["waiting"]}
