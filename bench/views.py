@@ -5,29 +5,22 @@ Neither is in the shop's URLs; `bench.urls` adds them for the benchmark servers 
 
 import httpx
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from checkout.gateways.base import GatewayPayment
-from checkout.models import Order, PaymentStatus
+from checkout.models import PaymentStatus
 from checkout.panels import panel_render
-from checkout.selectors import order_for_owner, order_with_payment
+from checkout.selectors import order_with_payment
 from checkout.services.results import result_apply
-from checkout.shoppers import shopper_of
-
-
-def _own_order(request: HttpRequest, biz: str) -> Order:
-    order = order_for_owner(biz=biz, owner=shopper_of(request.session))
-    if order is None:
-        raise Http404("No such order.")
-    return order
+from checkout.views.orders import own_order
 
 
 @require_POST
 def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
     """The old synchronous mode: the worker waits on the payment system until the shopper decided."""
-    order = _own_order(request, biz)
+    order = own_order(request, biz)
     body = {
         "out_trade_no": order.biz,
         "amount": order.amount,
@@ -63,4 +56,4 @@ def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
 @require_GET
 def poll(request: HttpRequest, biz: str) -> HttpResponse:
     """What an `hx-trigger="every 1s"` panel would fetch: the current panel, every second."""
-    return HttpResponse(panel_render(_own_order(request, biz)))
+    return HttpResponse(panel_render(own_order(request, biz)))

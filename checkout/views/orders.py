@@ -10,7 +10,8 @@ from checkout.services.payments import PaymentNotStarted, payment_start
 from checkout.shoppers import shopper_of
 
 
-def _own_order(request: HttpRequest, biz: str) -> Order:
+def own_order(request: HttpRequest, biz: str) -> Order:
+    """The order if this session created it; 404 for anyone else."""
     order = order_for_owner(biz=biz, owner=shopper_of(request.session))
     if order is None:
         raise Http404("No such order.")
@@ -19,14 +20,14 @@ def _own_order(request: HttpRequest, biz: str) -> Order:
 
 @require_GET
 def order_page(request: HttpRequest, biz: str) -> HttpResponse:
-    order = _own_order(request, biz)
+    order = own_order(request, biz)
     return render(request, "checkout/order.html", {"order": order, "panel": panel_render(order)})
 
 
 @require_POST
 async def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
     """The Pay button (htmx): start the payment and answer with the pending panel at once."""
-    order = await sync_to_async(_own_order)(request, biz)
+    order = await sync_to_async(own_order)(request, biz)
     try:
         order = await payment_start(order=order)
     except PaymentNotStarted as error:
