@@ -21,6 +21,11 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_list(name: str, default: str = "") -> list[str]:
+    """A comma-separated variable as a list, empty items dropped."""
+    return [item for item in os.environ.get(name, default).split(",") if item]
+
+
 def env_required(name: str, dev_default: str) -> str:
     value = os.environ.get(name)
     if value:
@@ -33,7 +38,7 @@ def env_required(name: str, dev_default: str) -> str:
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_required("SECRET_KEY", "dev-only-insecure-secret-key")
 HOST = os.environ.get("HOST", "127.0.0.1")
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h] or (
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (
     ["127.0.0.1", "localhost", "[::1]", "testserver", HOST] if DEBUG else []
 )
 
@@ -197,9 +202,7 @@ PAYMENT_GATEWAY_URL = (
 SANDBOX_API_KEY = env_required("SANDBOX_API_KEY", "sk_sandbox_dev_only")
 SANDBOX_NOTIFY_SECRET = env_required("SANDBOX_NOTIFY_SECRET", "whsec_sandbox_dev_only")
 # Older secrets still accepted while a rotation is under way (comma-separated).
-SANDBOX_NOTIFY_SECRETS_OLD = [
-    s for s in os.environ.get("SANDBOX_NOTIFY_SECRETS_OLD", "").split(",") if s
-]
+SANDBOX_NOTIFY_SECRETS_OLD = env_list("SANDBOX_NOTIFY_SECRETS_OLD")
 # How long the shop waits for the payment system when it starts or queries a payment.
 PAYMENT_GATEWAY_TIMEOUT = float(os.environ.get("PAYMENT_GATEWAY_TIMEOUT", "10"))
 ORDER_PAYMENT_TTL = int(os.environ.get("ORDER_PAYMENT_TTL", "900"))
@@ -233,9 +236,7 @@ WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
 # /metrics answers requests from these addresses, or carrying `Authorization: Bearer <token>` when
 # METRICS_TOKEN is set; anyone else gets 403 (see README "Operating it").
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
-METRICS_ALLOWED_ADDRS = [
-    a for a in os.environ.get("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1").split(",") if a
-]
+METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 
 # The status stream: the largest message a browser may send (it has nothing to say), and how many
 # sockets one client address may hold open per server process (0: no limit).
