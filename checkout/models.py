@@ -93,7 +93,7 @@ class Payment(models.Model):
 
 
 class Notification(models.Model):
-    """Every request to the notification endpoint, stored before it is acted on."""
+    """Every request to the notification endpoint, stored with what came of it."""
 
     class Verdict(models.TextChoices):
         RECEIVED = "received"

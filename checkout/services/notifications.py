@@ -32,40 +32,38 @@ async def notification_receive(
 ) -> Receipt:
     """Handle one request to the notification endpoint.
 
-    The request is stored before anything else, so forgeries and failures are on record too. An
-    error after that propagates: the caller answers 500 and the payment system retries.
+    Every request is stored, forgeries and failures too. An accepted one is stored in the
+    transaction that applies it, so it costs one commit; one that could not be applied is stored
+    with the error after its transaction rolled back, and the caller answers 500 so that the
+    payment system delivers it again.
     """
     started = time.perf_counter()
-    event_id = biz = ""
-    too_large = len(body) > MAX_BODY_BYTES
-    record = await Notification.objects.acreate(
+    record = Notification(
         gateway=gateway_name,
         remote_addr=remote_addr,
         headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
         body=body[:MAX_BODY_BYTES],
     )
     try:
-        if too_large:
+        if len(body) > MAX_BODY_BYTES:
             raise NoticeRejected(Notification.Verdict.TOO_LARGE, f"body of {len(body)} bytes")
         notice = get_gateway(gateway_name).verify_notice(headers=headers, body=body)
     except NoticeRejected as rejected:
-        await Notification.objects.filter(pk=record.pk).aupdate(
-            verdict=rejected.verdict, detail=rejected.detail, processed_at=timezone.now()
-        )
+        record.verdict, record.detail = rejected.verdict, rejected.detail
+        record.processed_at = timezone.now()
+        await record.asave()
         receipt = Receipt(400, rejected.verdict)
     else:
-        event_id, biz = notice.event_id, notice.payment.biz
-        await Notification.objects.filter(pk=record.pk).aupdate(
-            event_id=event_id, biz=biz, payment_id=notice.payment.payment_id
-        )
+        record.event_id, record.biz = notice.event_id, notice.payment.biz
+        record.payment_id = notice.payment.payment_id
         try:
             applied = await result_receive(
-                biz=notice.payment.biz, payment=notice.payment, notification_id=record.pk
+                biz=notice.payment.biz, payment=notice.payment, notification=record
             )
         except Exception as error:
             # Not applied: answer 500 so the payment system delivers it again.
-            logger.exception("notification id=%s could not be applied", record.pk)
-            await _record_failure(record.pk, error)
+            logger.exception("notification event=%s could not be applied", record.event_id)
+            await _record_failure(record, error)
             receipt = Receipt(500, Notification.Verdict.RECEIVED, "error")
         else:
             # An unknown order is answered 200 too: a retry cannot make it known; it is on record.
@@ -73,9 +71,9 @@ async def notification_receive(
     NOTIFICATIONS.labels(verdict=receipt.verdict, outcome=receipt.outcome or "none").inc()
     logger.info(
         "notification id=%s event=%s biz=%s verdict=%s outcome=%s ms=%.1f",
-        record.pk,
-        event_id or "-",
-        biz or "-",
+        record.pk or "-",
+        record.event_id or "-",
+        record.biz or "-",
         receipt.verdict,
         receipt.outcome or "-",
         (time.perf_counter() - started) * 1000,
@@ -83,10 +81,13 @@ async def notification_receive(
     return receipt
 
 
-async def _record_failure(pk: int, error: Exception) -> None:
+async def _record_failure(record: Notification, error: Exception) -> None:
+    """Store a notification whose result could not be applied (its transaction rolled back)."""
+    record.pk = None  # whatever the rolled-back transaction assigned was never committed
+    record.verdict = Notification.Verdict.RECEIVED
+    record.outcome, record.detail = "error", f"{type(error).__name__}: {error}"
+    record.processed_at = None
     try:
-        await Notification.objects.filter(pk=pk).aupdate(
-            outcome="error", detail=f"{type(error).__name__}: {error}"
-        )
+        await record.asave(force_insert=True)
     except Exception:
-        logger.exception("notification id=%s: the failure could not be recorded either", pk)
+        logger.exception("notification event=%s: the failure could not be stored", record.event_id)

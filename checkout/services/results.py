@@ -24,11 +24,13 @@ class Applied:
 
 
 def result_apply(
-    *, biz: str, payment: GatewayPayment | None, notification_id: int | None = None
+    *, biz: str, payment: GatewayPayment | None, notification: Notification | None = None
 ) -> Applied:
     """Apply what the payment system says about an order's payment.
 
     `payment` None means the payment system has no payment for the order and its time is up.
+    `notification`, the unsaved record of the request that brought the result, is saved with its
+    outcome in the same transaction: one commit, and never a result without its record.
     """
     with transaction.atomic():
         try:
@@ -37,25 +39,23 @@ def result_apply(
             applied = Applied(biz, False, "unknown_order")
         else:
             applied = _apply_locked(order, payment)
-        if notification_id is not None:
-            verdict = (
+        if notification is not None:
+            notification.verdict = (
                 Notification.Verdict.UNKNOWN_ORDER
                 if applied.outcome == "unknown_order"
                 else Notification.Verdict.ACCEPTED
             )
-            Notification.objects.filter(pk=notification_id).update(
-                verdict=verdict, outcome=applied.outcome, processed_at=timezone.now()
-            )
+            notification.outcome = applied.outcome
+            notification.processed_at = timezone.now()
+            notification.save(force_insert=True)
     return applied
 
 
 async def result_receive(
-    *, biz: str, payment: GatewayPayment | None, notification_id: int | None = None
+    *, biz: str, payment: GatewayPayment | None, notification: Notification | None = None
 ) -> Applied:
     """Apply a result, then, once it is committed, tell the shopper's page."""
-    applied = await sync_to_async(result_apply)(
-        biz=biz, payment=payment, notification_id=notification_id
-    )
+    applied = await sync_to_async(result_apply)(biz=biz, payment=payment, notification=notification)
     if applied.changed:
         await push_order_changed(biz)
     return applied
