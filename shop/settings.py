@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Callbacks from the payment system leave here for their view (shop/middleware.py).
+    "shop.middleware.MachineEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The shopper's language: the set_language cookie, else the browser's Accept-Language.

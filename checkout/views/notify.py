@@ -3,8 +3,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from checkout.services.notifications import MAX_BODY_BYTES, notification_receive
+from shop.middleware import machine_endpoint
 
 
+@machine_endpoint
 @csrf_exempt  # the payment system signs its requests instead
 @require_POST
 async def notify(request: HttpRequest, gateway: str) -> JsonResponse:
