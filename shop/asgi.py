@@ -1,5 +1,6 @@
 """The ASGI application for every server process: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
@@ -27,3 +28,7 @@ application = WithBackgroundLoops(
         }
     )
 )
+
+# What start-up built lives as long as the process: leave it out of the cycle collector's full
+# passes, whose pause grows with every object they walk (bench/profile_notes.md, "GC pauses").
+gc.freeze()
