@@ -11,9 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 # else; behind a reverse proxy, the proxy serves `collectstatic`'s STATIC_ROOT first.
 django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from checkout.routing import websocket_urlpatterns  # noqa: E402
 from shop.background import WithBackgroundLoops  # noqa: E402
@@ -22,8 +22,9 @@ application = WithBackgroundLoops(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
+            # The socket needs the session (its shopper token), not a user: no auth middleware.
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                SessionMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),
         }
     )
