@@ -14,14 +14,16 @@ django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from checkout.routing import websocket_urlpatterns  # noqa: E402
 from shop.background import WithBackgroundLoops  # noqa: E402
+from shop.gate import Gate  # noqa: E402
 
 application = WithBackgroundLoops(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            "http": Gate(django_asgi_app, settings.HTTP_MAX_CONCURRENT),
             # The socket needs the session (its shopper token), not a user: no auth middleware.
             "websocket": AllowedHostsOriginValidator(
                 SessionMiddlewareStack(URLRouter(websocket_urlpatterns))

@@ -112,6 +112,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": 20,
         }
     }
+# HTTP requests inside Django at once, per process; the rest wait their turn (shop/gate.py).
+HTTP_MAX_CONCURRENT = int(os.environ.get("HTTP_MAX_CONCURRENT", "64"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, the sandbox's deliveries and the reconciler share the
     # file without "database is locked" errors.

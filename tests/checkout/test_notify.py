@@ -4,7 +4,6 @@ import json
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.urls import reverse
 
@@ -246,19 +245,16 @@ def test_a_notification_that_cannot_be_applied_answers_500_and_is_kept(client, m
 
 
 @pytest.mark.django_db
-async def test_notifications_skip_the_shoppers_middleware(async_client):
+def test_notifications_skip_the_shoppers_middleware(client):
     """No session, CSRF, locale or clickjacking middleware on the payment system's requests."""
-    order = await sync_to_async(f.order)(status=OrderStatus.PENDING)
-    body = f.notice_body(order)
-    response = await async_client.post(
-        URL, data=body, content_type="application/json", headers=f.signed_headers(body)
-    )
+    order = f.order(status=OrderStatus.PENDING)
+    response = notify(client, f.notice_body(order))
     assert response.status_code == 200 and response.json()["outcome"] == "paid"
     assert "X-Frame-Options" not in response.headers and "Vary" not in response.headers
     assert not response.cookies
     # A GET is still refused by the view's own decorator, and shopper pages keep their middleware.
-    assert (await async_client.get(URL)).status_code == 405
-    page = await async_client.get("/")
+    assert client.get(URL).status_code == 405
+    page = client.get("/")
     assert page.headers["X-Frame-Options"] == "DENY" and "csrftoken" in page.cookies
 
 

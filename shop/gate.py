@@ -1,0 +1,25 @@
+"""At most HTTP_MAX_CONCURRENT requests inside Django at once; the others wait their turn.
+
+Under ASGI, Django gives every request a thread of its own for its synchronous parts (middleware,
+signals, the ORM), created when the request first needs it and joined when it ends. With a
+thousand requests in flight that is a thousand threads taking turns on one GIL, and every request
+finishes about as late as the slowest. Waiting here costs a coroutine, and requests are served in
+the order they came (bench/profile_notes.md, "Requests in flight").
+"""
+
+import asyncio
+
+
+class Gate:
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+        self.semaphore: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        if self.semaphore is None:
+            self.semaphore = asyncio.Semaphore(self.limit)
+        async with self.semaphore:
+            await self.app(scope, receive, send)
