@@ -1,0 +1,120 @@
+"""`python -m bench.cost [N]`: CPU time one notification costs the shop, measured in one process.
+
+No server and no network, so the figure is steadier than a load test's on a shared machine:
+  - request: N signed `payment.succeeded` notifications through the shop's ASGI application (the
+    middleware, the view, the transaction that records and applies the result, the push), one
+    after another, each for a different waiting order;
+  - push: N pushes to an open status socket each (Channels' communicator), the socket rendering
+    and sending the paid panel.
+CPU is the process's (every thread), divided by N. Needs DATABASE_URL (PostgreSQL).
+"""
+
+import asyncio
+import os
+import sys
+import time
+
+from bench.servers import base_env
+
+os.environ.update({**base_env(os.environ["DATABASE_URL"]), "SANDBOX_ENABLED": "0"})
+
+import django  # noqa: E402
+
+django.setup()
+
+from asgiref.sync import sync_to_async  # noqa: E402
+from channels.testing import WebsocketCommunicator  # noqa: E402
+
+from bench import fixtures  # noqa: E402
+from checkout.models import Order  # noqa: E402
+from checkout.push import push_order_changed  # noqa: E402
+from shop.asgi import application  # noqa: E402
+
+WARM = 20
+
+
+async def post(path: str, body: bytes, headers: dict[str, str]) -> int:
+    """One HTTP request through the ASGI application; returns the status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    started: list[int] = []
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client never disconnects
+        return {}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            started.append(message["status"])
+
+    await application(scope, receive, send)
+    return started[0]
+
+
+def cpu_ms(started: float, count: int) -> float:
+    return (time.process_time() - started) * 1000 / count
+
+
+async def requests(count: int) -> float:
+    shoppers = await sync_to_async(fixtures.shoppers_create)(WARM + count, pending=True)
+    for i, shopper in enumerate(shoppers):
+        if i == WARM:
+            started = time.process_time()
+        body = fixtures.notice(shopper.orders[0], shopper.payment_ids[0])
+        status = await post("/payments/notify/sandbox/", body, fixtures.signed(body))
+        assert status == 200, status
+    return cpu_ms(started, count)
+
+
+async def pushes(count: int) -> float:
+    shoppers = await sync_to_async(fixtures.shoppers_create)(count, pending=True)
+    sockets = []
+    for shopper in shoppers:
+        socket = WebsocketCommunicator(
+            application,
+            f"/ws/order/{shopper.orders[0]}/",
+            headers=[
+                (b"cookie", f"sessionid={shopper.session_key}".encode()),
+                (b"origin", b"http://127.0.0.1"),
+                (b"host", b"127.0.0.1"),
+            ],
+        )
+        connected, _ = await socket.connect()
+        assert connected
+        await socket.receive_from()  # the pending panel
+        sockets.append((shopper.orders[0], socket))
+    bizs = [biz for biz, _ in sockets]
+    await sync_to_async(Order.objects.filter(biz__in=bizs).update)(status="paid")
+    started = time.process_time()
+    for biz, socket in sockets:
+        await push_order_changed(biz)
+        assert 'data-status="paid"' in await socket.receive_from()
+    result = cpu_ms(started, count)
+    for _, socket in sockets:
+        await socket.disconnect()
+    return result
+
+
+async def main(count: int) -> None:
+    print(f"request: {await requests(count):.2f} ms CPU per notification ({count})")
+    print(f"push: {await pushes(count):.2f} ms CPU per push to one socket ({count})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 300))
