@@ -4,8 +4,9 @@ No server and no network, so the figure is steadier than a load test's on a shar
   - request: N signed `payment.succeeded` notifications through the shop's ASGI application (the
     middleware, the view, the transaction that records and applies the result, the push), one
     after another, each for a different waiting order;
-  - push: N pushes to an open status socket each (Channels' communicator), the socket rendering
-    and sending the paid panel.
+  - connect: N status sockets opened (Channels' communicator), each checking its owner and
+    sending the pending panel;
+  - push: a push to each of them, the socket rendering and sending the paid panel.
 CPU is the process's (every thread), divided by N. Needs DATABASE_URL (PostgreSQL).
 """
 
@@ -82,9 +83,10 @@ async def requests(count: int) -> float:
     return cpu_ms(started, count)
 
 
-async def pushes(count: int) -> float:
+async def sockets_and_pushes(count: int) -> tuple[float, float]:
     shoppers = await sync_to_async(fixtures.shoppers_create)(count, pending=True)
     sockets = []
+    started = time.process_time()
     for shopper in shoppers:
         socket = WebsocketCommunicator(
             application,
@@ -99,21 +101,24 @@ async def pushes(count: int) -> float:
         assert connected
         await socket.receive_from()  # the pending panel
         sockets.append((shopper.orders[0], socket))
+    connect = cpu_ms(started, count)
     bizs = [biz for biz, _ in sockets]
     await sync_to_async(Order.objects.filter(biz__in=bizs).update)(status="paid")
     started = time.process_time()
     for biz, socket in sockets:
         await push_order_changed(biz)
         assert 'data-status="paid"' in await socket.receive_from()
-    result = cpu_ms(started, count)
+    push = cpu_ms(started, count)
     for _, socket in sockets:
         await socket.disconnect()
-    return result
+    return connect, push
 
 
 async def main(count: int) -> None:
     print(f"request: {await requests(count):.2f} ms CPU per notification ({count})")
-    print(f"push: {await pushes(count):.2f} ms CPU per push to one socket ({count})")
+    connect, push = await sockets_and_pushes(count)
+    print(f"connect: {connect:.2f} ms CPU per socket opened ({count})")
+    print(f"push: {push:.2f} ms CPU per push to one socket ({count})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m bench.cost` keeps working: it measures a notification and a push, and reports both."""
+"""`python -m bench.cost` keeps working: it measures a notification, a socket and a push."""
 
 import os
 import re
@@ -12,7 +12,7 @@ from tests.realtime.streams import postgres_url
 from tests.servers import ROOT
 
 
-def test_the_cost_tool_measures_a_request_and_a_push(transactional_db):
+def test_the_cost_tool_measures_a_request_a_socket_and_a_push(transactional_db):
     require(connection.vendor == "postgresql", "needs PostgreSQL")
     run = subprocess.run(
         [sys.executable, "-m", "bench.cost", "5"],
@@ -23,6 +23,8 @@ def test_the_cost_tool_measures_a_request_and_a_push(transactional_db):
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    figures = re.findall(r"^(request|push): ([\d.]+) ms CPU per .* \(5\)$", run.stdout, re.M)
-    assert [name for name, _ in figures] == ["request", "push"]
+    figures = re.findall(
+        r"^(request|connect|push): ([\d.]+) ms CPU per .* \(5\)$", run.stdout, re.M
+    )
+    assert [name for name, _ in figures] == ["request", "connect", "push"]
     assert all(float(ms) > 0 for _, ms in figures)
