@@ -499,7 +499,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"(user + system, from /proc) over {s['idle_seconds']} s of waiting, then while all "
             f"results arrive for {s.get('waiting_results', waiting[0]['shoppers'])} of them over "
             f"{s['result_seconds']} s; time until shown is from the "
-            f"notification's POST to the paid panel reaching the shopper.",
+            f"notification's POST to the paid panel reaching the shopper. Lost: not shown within "
+            f"{s['drain_seconds']} s (push) or {s.get('poll_drain_seconds', s['drain_seconds'])} s "
+            f"(poll) after the last result; the means leave them out. Both servers let "
+            f"`HTTP_MAX_CONCURRENT` requests into Django at once; the other polls wait their turn.",
             "",
             _table(
                 [

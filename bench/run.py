@@ -221,7 +221,8 @@ class Bench:
                             "idle_seconds": s.idle_seconds,
                             "results": s.waiting_results,
                             "result_seconds": s.result_seconds,
-                            "drain_seconds": s.result_seconds + s.drain_seconds,
+                            "drain_seconds": s.result_seconds
+                            + (s.drain_seconds if mode == "push" else s.poll_drain_seconds),
                         },
                     )
                 finally:

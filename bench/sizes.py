@@ -32,9 +32,12 @@ class Sizes:
     poll_interval: float = 1.0
     idle_seconds: float = 5.0
     # Results for this many of them over result_seconds: 100/s, what one process sustains here.
-    waiting_results: int = 1000
-    result_seconds: float = 10.0
-    waiting_runs: int = 1
+    waiting_results: int = 500
+    result_seconds: float = 5.0
+    # How long after the last result a polling shopper may still see it and not count as lost: a
+    # saturated server answers each poller only every several seconds.
+    poll_drain_seconds: float = 30.0
+    waiting_runs: int = 3
     notes: list[str] = field(default_factory=list)
 
 
@@ -58,5 +61,6 @@ QUICK = Sizes(
     poll_interval=0.5,
     idle_seconds=1.0,
     result_seconds=1.0,
+    poll_drain_seconds=5.0,
     waiting_runs=1,
 )

@@ -5,9 +5,15 @@ signals, the ORM), created when the request first needs it and joined when it en
 thousand requests in flight that is a thousand threads taking turns on one GIL, and every request
 finishes about as late as the slowest. Waiting here costs a coroutine, and requests are served in
 the order they came (bench/profile_notes.md, "Requests in flight").
+
+Machine endpoints (`shop.middleware`) never wait: the payment system's notifications carry the
+results shoppers are waiting for, and one held past the payment system's time limit is only
+delivered again, adding to the queue.
 """
 
 import asyncio
+
+from shop.middleware import machine_endpoint_at
 
 
 class Gate:
@@ -16,7 +22,8 @@ class Gate:
         self.semaphore: asyncio.Semaphore | None = None
 
     async def __call__(self, scope, receive, send) -> None:
-        if self.limit <= 0:
+        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        if self.limit <= 0 or machine_endpoint_at(path):
             await self.app(scope, receive, send)
             return
         if self.semaphore is None:

@@ -25,6 +25,14 @@ def machine_endpoint(view: View) -> View:
     return view
 
 
+def machine_endpoint_at(path: str) -> bool:
+    """Whether `path` is served by a view marked machine_endpoint."""
+    try:
+        return getattr(resolve(path).func, "machine_endpoint", False)
+    except Resolver404:
+        return False
+
+
 class MachineEndpointMiddleware:
     """First in MIDDLEWARE: sends requests for machine endpoints to their view directly."""
 
