@@ -62,7 +62,9 @@ async def payment_start(*, order: Order) -> Order:
 
 
 def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
-    """Remember the started payment and mark the order pending, unless a result came first."""
+    """Remember the started payment and mark the order pending, unless a result came first.
+
+    Returns the order as locked, with its payment attached, and whether it changed."""
     with transaction.atomic():
         order = locks.order_for_update(payment.biz)
         row, created = Payment.objects.get_or_create(
@@ -86,4 +88,6 @@ def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
                 order.expires_at,
             )
             order.save(update_fields=["status", "reconcile_after", "updated_at"])
+    # The caller (the Pay answer) renders this order with its payment: no second read for it.
+    order.payment = row
     return order, changed

@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from checkout.models import Order
 from checkout.panels import panel_render
-from checkout.selectors import order_for_owner, order_with_payment
+from checkout.selectors import order_for_owner
 from checkout.services.payments import PaymentNotStarted, payment_start
 from checkout.shoppers import shopper_of
 
@@ -33,5 +33,6 @@ async def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
     except PaymentNotStarted as error:
         html = await sync_to_async(panel_render)(order, error=str(error))
         return HttpResponse(html, status=503)
-    order = await sync_to_async(order_with_payment)(biz=order.biz)
+    # payment_start returns the order as it stands under its row lock, payment attached: the
+    # answer renders it without reading it again.
     return HttpResponse(await sync_to_async(panel_render)(order))
