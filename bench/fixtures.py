@@ -92,6 +92,21 @@ def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) 
     return shoppers
 
 
+def sandbox_leftovers_drop() -> tuple[int, int]:
+    """Silently close the payments earlier cells (or runs) left undecided, and give up their
+    pending notifications: their shoppers and often their shops are gone, and the sandbox would
+    otherwise expire those payments and retry those notices while this cell is measured."""
+    from sandbox.models import DeliveryState, Notification, Payment, PaymentStatus
+
+    closed = Payment.objects.filter(status=PaymentStatus.PENDING).update(
+        status=PaymentStatus.CLOSED
+    )
+    given_up = Notification.objects.filter(state=DeliveryState.PENDING).update(
+        state=DeliveryState.GAVE_UP, next_attempt_at=None
+    )
+    return closed, given_up
+
+
 def orders_reset_pending(bizs: list[str]) -> None:
     """Put paid orders back to waiting, so the same sockets can measure another push."""
     Order.objects.filter(biz__in=bizs).update(status=OrderStatus.PENDING, paid_at=None)

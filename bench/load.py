@@ -227,30 +227,114 @@ async def push(p: dict) -> dict:
     return {"failed_sockets": failures, "bursts": bursts}
 
 
+class PaymentsFound:
+    """When each awaited order's payment exists at the sandbox, for the old mode's shoppers.
+
+    The blocked Pay answers nothing until the shopper decides, so the shopper learns the payment
+    from the sandbox: one query over all waiting orders every `interval` s, straight from the
+    sandbox's table, instead of each shopper polling its API (at 1,000 shoppers that was thousands
+    of requests a second, on the cores the measured servers need).
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.waiting: dict[str, asyncio.Future] = {}
+
+    async def payment_id(self, biz: str) -> str:
+        future = self.waiting[biz] = asyncio.get_running_loop().create_future()
+        try:
+            return await future
+        finally:
+            self.waiting.pop(biz, None)
+
+    async def run(self) -> None:
+        from sandbox.models import Payment
+
+        def found(bizs: list[str]) -> list[tuple[str, str]]:
+            return list(
+                Payment.objects.filter(out_trade_no__in=bizs).values_list("out_trade_no", "id")
+            )
+
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.waiting:
+                for biz, payment_id in await asyncio.to_thread(found, list(self.waiting)):
+                    future = self.waiting.get(biz)
+                    if future is not None and not future.done():
+                        future.set_result(payment_id)
+
+
+class Windows:
+    """What happened in each measurement window: checkouts completed, Pays answered, errors."""
+
+    def __init__(self, start: float, width: float, count: int) -> None:
+        self.start, self.width, self.count = start, width, count
+        self.completed = [0] * count
+        self.errors: list[list[str]] = [[] for _ in range(count)]
+        self.pays: list[list[float]] = [[] for _ in range(count)]
+        self.unanswered: list[list[float]] = [[] for _ in range(count)]
+
+    def index(self, when: float) -> int | None:
+        i = int((when - self.start) // self.width)
+        return i if when >= self.start and i < self.count else None
+
+    def pay(self, t0: float, t1: float) -> None:
+        i = self.index(t1)
+        if i is not None:
+            self.pays[i].append(t1 - t0)
+
+    def complete(self, when: float) -> None:
+        i = self.index(when)
+        if i is not None:
+            self.completed[i] += 1
+
+    def error(self, when: float, kind: str) -> None:
+        i = self.index(when)
+        if i is not None:
+            self.errors[i].append(kind)
+
+    async def snapshot_in_flight(self, in_flight: dict[int, float]) -> None:
+        """At each window's end, a Pay still unanswered counts with the time it has waited."""
+        for i in range(self.count):
+            end = self.start + (i + 1) * self.width
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            self.unanswered[i] = [end - t0 for t0 in in_flight.values()]
+
+    def results(self) -> list[dict]:
+        return [
+            {
+                "completed": self.completed[i],
+                "per_second": self.completed[i] / self.width,
+                "pay": summary_ms(self.pays[i] + self.unanswered[i]),
+                "pay_answered": len(self.pays[i]),
+                "pay_unanswered": len(self.unanswered[i]),
+                "errors": len(self.errors[i]),
+                "error_kinds": sorted(set(self.errors[i]))[:5],
+            }
+            for i in range(self.count)
+        ]
+
+
 async def checkout(p: dict) -> dict:
-    """Shoppers in a closed loop: open the page, Pay, decide after `think` s, see the result."""
+    """Shoppers in a closed loop: open the page, Pay, decide after `think` s, see the result.
+
+    They arrive spread over `ramp` s; after `warmup` more seconds, `windows` consecutive windows of
+    `window` s each are measured (checkouts completed and Pays answered in each, and the Pays still
+    waiting at its end), and the run ends.
+    """
     base, sandbox, mode = p["base"], p["sandbox"], p["mode"]
-    think, duration = p["think_seconds"], p["duration"]
+    think = p["think_seconds"]
     shoppers = await asyncio.to_thread(
         fixtures.shoppers_create, p["shoppers"], orders_each=p["orders_each"]
     )
-    pay_seconds: list[float] = []
+    closed, given_up = await asyncio.to_thread(fixtures.sandbox_leftovers_drop)
+    log(f"checkout: closed {closed} payments and gave up {given_up} notices left from before")
     in_flight: dict[int, float] = {}
-    completed: list[float] = []
-    errors: list[str] = []
+    payments = PaymentsFound()
+    errors_total: list[str] = []
 
-    async def approve(http, biz: str, payment_id: str) -> None:
+    async def approve(http, payment_id: str) -> None:
         """Decide `think` s after the payment exists (the shopper cannot pay before that)."""
-        while not payment_id:  # the old mode: wait for the payment the blocked worker starts
-            async with http.get(
-                f"{sandbox}/sandbox/v1/payments",
-                params={"out_trade_no": biz},
-                headers={"Authorization": f"Bearer {p['api_key']}"},
-            ) as answer:
-                if answer.status == 200:
-                    payment_id = (await answer.json())["payment_id"]
-                    break
-            await asyncio.sleep(0.2)
         await asyncio.sleep(think)
         async with http.post(
             f"{sandbox}/sandbox/cashier/{payment_id}",
@@ -259,74 +343,95 @@ async def checkout(p: dict) -> dict:
         ) as answer:
             await answer.read()
             if answer.status != 200:
-                errors.append(f"cashier {answer.status}")
+                raise RuntimeError(f"cashier {answer.status}")
 
-    async def shopper_loop(http, index: int, shopper: fixtures.Shopper) -> None:
-        await asyncio.sleep(random.uniform(0, think))  # arrivals spread, not a stampede
+    async def decide_when_found(http, biz: str) -> None:
+        await approve(http, await payments.payment_id(biz))
+
+    async def shopper_loop(http, index: int, shopper: fixtures.Shopper, arrive: float) -> None:
+        await asyncio.sleep(arrive)
         headers = {
             "Cookie": cookies(shopper.session_key),
             "X-CSRFToken": CSRF,
             "HX-Request": "true",
         }
+
+        def error(kind: str) -> None:
+            errors_total.append(kind)
+            windows.error(time.perf_counter(), kind)
+
         for biz in shopper.orders:
-            t0 = time.perf_counter()
-            in_flight[index] = t0
             if mode == "sync":
-                decide = asyncio.ensure_future(approve(http, biz, ""))
+                decide = asyncio.ensure_future(decide_when_found(http, biz))
+                t0 = in_flight[index] = time.perf_counter()
                 try:
                     async with http.post(f"{base}/bench/old-pay/{biz}/", headers=headers) as a:
                         html, status = await a.text(), a.status
                 except BaseException:
                     decide.cancel()  # the run ended (or the server failed) mid-Pay
                     raise
-                pay_seconds.append(time.perf_counter() - t0)
+                windows.pay(t0, time.perf_counter())
                 del in_flight[index]
-                await decide
                 if 'data-status="paid"' not in html:
-                    errors.append(f"old pay {status}")
+                    decide.cancel()  # the payment may never have been made
+                    error(f"old pay {status}")
+                    continue
+                try:
+                    await decide
+                except RuntimeError as failed:
+                    error(str(failed))
                     continue
             else:
                 socket = Socket(shopper, biz)
                 await socket.open(http, base, base.replace("http://", "ws://"))
-                t0 = time.perf_counter()
-                in_flight[index] = t0
+                t0 = in_flight[index] = time.perf_counter()
                 async with http.post(f"{base}/orders/{biz}/pay/", headers=headers) as answer:
                     html = await answer.text()
-                pay_seconds.append(time.perf_counter() - t0)
+                windows.pay(t0, time.perf_counter())
                 del in_flight[index]
                 found = CASHIER.search(html)
                 if answer.status != 200 or not found:
-                    errors.append(f"pay {answer.status}")
+                    error(f"pay {answer.status}")
                     await socket.close()
                     continue
-                await approve(http, biz, found.group(1))
+                try:
+                    await approve(http, found.group(1))
+                except RuntimeError as failed:
+                    error(str(failed))
+                    await socket.close()
+                    continue
                 seen = await socket.wait_for("paid", 60)
                 await socket.close()
                 if seen is None:
-                    errors.append("no paid panel")
+                    error("no paid panel")
                     continue
-            completed.append(time.perf_counter())
-        errors.append("ran out of orders")
+            windows.complete(time.perf_counter())
+        error("ran out of orders")
 
     async with client(timeout=3600) as http:
         await step("ready")
         start = time.perf_counter()
-        tasks = [asyncio.ensure_future(shopper_loop(http, i, s)) for i, s in enumerate(shoppers)]
-        await asyncio.sleep(duration)
-        end = time.perf_counter()
-        for task in tasks:
+        windows = Windows(
+            start + p["ramp_seconds"] + p["warmup_seconds"], p["window_seconds"], p["windows"]
+        )
+        watcher = asyncio.ensure_future(payments.run())
+
+        async def shopper(index: int, one: fixtures.Shopper) -> None:
+            try:
+                await shopper_loop(http, index, one, random.uniform(0, p["ramp_seconds"]))
+            except Exception as failed:  # this shopper stops; counted, never hidden
+                errors_total.append(type(failed).__name__)
+                windows.error(time.perf_counter(), type(failed).__name__)
+                log("shopper failed", type(failed).__name__, failed)
+
+        tasks = [asyncio.ensure_future(shopper(i, s)) for i, s in enumerate(shoppers)]
+        await windows.snapshot_in_flight(in_flight)
+        for task in [*tasks, watcher]:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    # A Pay still unanswered at the end took at least this long: counted, so p99 is not flattered.
-    censored = [end - t0 for t0 in in_flight.values()]
-    done = [t for t in completed if t <= end]
+        await asyncio.gather(*tasks, watcher, return_exceptions=True)
     return {
-        "completed": len(done),
-        "per_second": len(done) / (end - start),
-        "pay": summary_ms(pay_seconds + censored),
-        "pay_unanswered": len(censored),
-        "errors": len(errors),
-        "error_kinds": sorted(set(errors))[:5],
+        "windows": windows.results(),
+        "errors_outside_windows": len(errors_total) - sum(len(e) for e in windows.errors),
     }
 
 

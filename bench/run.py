@@ -112,36 +112,56 @@ class Bench:
     # --- 1. sync vs callback ---------------------------------------------------------------------
 
     def checkout(self) -> list[dict]:
+        """Each mode at each number of shoppers: one load run, measured in consecutive windows.
+
+        The old mode gets fresh servers for each number of shoppers: its workers stay blocked on
+        payments nobody decides once the load generator stopped, and so do the sandbox's
+        synchronous waits. The callback mode leaves nothing blocked, so its servers serve every
+        number of shoppers in turn (what a run leaves, undecided payments, costs nothing).
+        """
         s = self.sizes
+        seconds = s.checkout_ramp_seconds + s.checkout_warmup_seconds
+        seconds += s.checkout_runs * s.checkout_window_seconds
         rows = []
-        for shoppers in s.shoppers:
-            for mode in ("sync", "callback"):
-                runs = []
-                for _ in range(s.checkout_runs):
-                    kind = "gunicorn" if mode == "sync" else "uvicorn"
-                    # Fresh servers each run: the old workers may still be blocked on payments
-                    # nobody will decide once the load generator stopped, and so may the sandbox's
-                    # synchronous waits, each holding a pooled connection until the payment expires.
-                    sandbox = self.sandbox()
-                    shop = self.shop(kind, sandbox_url=sandbox.url)
-                    try:
-                        result, _ = self.drive(
-                            shop,
-                            {
-                                "scenario": "checkout",
-                                "mode": mode,
-                                "sandbox": sandbox.url,
-                                "shoppers": shoppers,
-                                "think_seconds": s.think_seconds,
-                                "duration": s.checkout_seconds,
-                                "orders_each": math.ceil(s.checkout_seconds / s.think_seconds) + 2,
-                            },
-                        )
-                    finally:
-                        self.stop(shop)
-                        self.stop(sandbox)
-                    runs.append(result)
-                rows.append({"mode": mode, "shoppers": shoppers, "runs": runs})
+        for mode in ("sync", "callback"):
+            kind = "gunicorn" if mode == "sync" else "uvicorn"
+            servers_ = None
+            try:
+                for shoppers in s.shoppers:
+                    if servers_ is None or mode == "sync":
+                        if servers_ is not None:
+                            self.stop(servers_[1])
+                            self.stop(servers_[0])
+                        sandbox = self.sandbox()
+                        servers_ = (sandbox, self.shop(kind, sandbox_url=sandbox.url))
+                    sandbox, shop = servers_
+                    result, _ = self.drive(
+                        shop,
+                        {
+                            "scenario": "checkout",
+                            "mode": mode,
+                            "sandbox": sandbox.url,
+                            "shoppers": shoppers,
+                            "think_seconds": s.think_seconds,
+                            "ramp_seconds": s.checkout_ramp_seconds,
+                            "warmup_seconds": s.checkout_warmup_seconds,
+                            "window_seconds": s.checkout_window_seconds,
+                            "windows": s.checkout_runs,
+                            "orders_each": math.ceil(seconds / s.think_seconds) + 2,
+                        },
+                    )
+                    rows.append(
+                        {
+                            "mode": mode,
+                            "shoppers": shoppers,
+                            "runs": result["windows"],
+                            "errors_outside_windows": result["errors_outside_windows"],
+                        }
+                    )
+            finally:
+                if servers_ is not None:
+                    self.stop(servers_[1])
+                    self.stop(servers_[0])
         return rows
 
     # --- 2. and 3. push latency, memory per socket -----------------------------------------------

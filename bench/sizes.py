@@ -5,11 +5,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Sizes:
-    # 1. sync vs callback: shoppers in a closed loop, each deciding `think` s after Pay.
+    # 1. sync vs callback: shoppers in a closed loop, each deciding `think` s after Pay. They
+    # arrive over the ramp; after the warm-up, `checkout_runs` consecutive windows are measured.
     shoppers: tuple[int, ...] = (50, 200, 1000)
     think_seconds: float = 2.0
-    checkout_seconds: float = 6.0
-    checkout_runs: int = 1
+    checkout_ramp_seconds: float = 2.0
+    checkout_warmup_seconds: float = 3.0
+    checkout_window_seconds: float = 5.0
+    checkout_runs: int = 3
     # 2. and 3. push latency and memory per socket.
     push_servers: tuple[str, ...] = ("daphne", "uvicorn")
     push_layers: tuple[str, ...] = ("local", "redis")
@@ -46,8 +49,10 @@ FULL = Sizes()
 QUICK = Sizes(
     shoppers=(5,),
     think_seconds=0.3,
-    checkout_seconds=2.0,
-    checkout_runs=1,
+    checkout_ramp_seconds=0.3,
+    checkout_warmup_seconds=0.5,
+    checkout_window_seconds=1.0,
+    checkout_runs=2,
     # Two sizes, so the fleet grows once; past 50, main's per-client socket cap would show.
     sockets=(20, 60),
     push_small_only=(),

@@ -9,6 +9,7 @@ import math
 import pytest
 
 from bench import run
+from bench.sizes import QUICK
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,18 @@ def test_both_checkout_modes_complete_checkouts_without_errors(quick):
     _, results = quick
     assert {row["mode"] for row in results["checkout"]} == {"sync", "callback"}
     for row in results["checkout"]:
+        assert len(row["runs"]) == QUICK.checkout_runs  # one result per measurement window
         for result in row["runs"]:
             assert result["errors"] == 0, result
             assert result["completed"] > 0 and result["per_second"] > 0
             assert 0 < result["pay"]["p50"] <= result["pay"]["p99"]
+
+
+def test_the_targets_table_says_when_the_ratio_is_out_of_reach_by_arithmetic(quick):
+    tmp, _ = quick
+    text = (tmp / "BENCHMARKS.md").read_text()
+    # 5 shoppers over 4 workers: at most 1.2x, whatever the servers do.
+    assert "out of reach, at most 1.2x (5 shoppers / 4 workers)" in text
 
 
 def test_every_push_reaches_its_socket_and_latencies_are_ordered(quick):
