@@ -339,6 +339,19 @@ def _small_only(s: dict) -> str:
     )
 
 
+def _largest_only(s: dict) -> str:
+    pairs = s.get("push_largest_only") or ()
+    if not pairs:
+        return ""
+    named = ", ".join(f"{layer} on {server}" for server, layer in pairs)
+    return (
+        f" Several processes behind Redis, at {s['sockets'][-1]} sockets only: {named} (`uvicorn "
+        "--workers N`: N processes on one port; the kernel shares the sockets and the "
+        "notifications among them, Redis carries each push to the process holding the socket; "
+        "memory and CPU are the sum over the processes)."
+    )
+
+
 def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
     s = results["environment"]["sizes"]
     checkout = checkout_figures(results.get("checkout", []), s["think_seconds"])
@@ -486,13 +499,14 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"`payment.succeeded` notifications are POSTed to `/payments/notify/sandbox/` at the "
             f"rate for {s['burst_seconds']} s bursts, {s['repeats']} bursts per rate; latency is from "
             f"the POST to the paid panel arriving on that order's socket. Each server and layer "
-            f"gets one process and one fleet of sockets, grown from one size to the next and never "
+            f"gets one process (unless named xN) and one fleet of sockets, grown from one size to the next and never "
             f"reconnected between rates: each burst uses sockets no burst used before, and used "
             f"ones stay open (idle, paid). `local` is "
             f"`shop.channel_layers.LocalChannelLayer`, `inmemory` Channels' stock "
             f"`InMemoryChannelLayer` (the before; {s['inmemory_rates']}/s on one server), `redis` "
             f"channels_redis. Lost: no panel within {s['drain_seconds']} s after the burst."
-            + _small_only(s),
+            + _small_only(s)
+            + _largest_only(s),
             "",
             _table(
                 [

@@ -167,7 +167,7 @@ class Bench:
     # --- 2. and 3. push latency, memory per socket -----------------------------------------------
 
     def push_cells(self) -> list[tuple[str, str, tuple[int, ...], tuple[int, ...]]]:
-        """(server, layer, fleet sizes, rates): one server process and one growing fleet each."""
+        """(server, layer, fleet sizes, rates): one server and one growing fleet each."""
         s = self.sizes
         cells = []
         for layer in (*s.push_layers, "inmemory"):
@@ -180,6 +180,9 @@ class Bench:
                     sizes = s.sockets[:1]
                 rates = s.inmemory_rates if layer == "inmemory" else s.rates
                 cells.append((kind, layer, tuple(sizes), tuple(rates)))
+        for kind, layer in s.push_largest_only:
+            if layer != "redis" or self.redis_url:
+                cells.append((kind, layer, tuple(s.sockets[-1:]), tuple(s.rates)))
         return cells
 
     def push(self) -> list[dict]:

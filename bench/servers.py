@@ -39,13 +39,17 @@ def base_env(database_url: str) -> dict[str, str]:
 
 
 def command(kind: str, port: int) -> list[str]:
+    """How `kind` is started: daphne, uvicorn, "uvicorn xN" (N worker processes on one port, so
+    only with the Redis layer) or gunicorn (the old mode's sync workers)."""
     address = ["--host", "127.0.0.1", "--port", str(port)]
+    kind, _, workers = kind.partition(" x")
     if kind == "daphne":
         return ["manage.py", "serve"]
     if kind == "uvicorn":
         return [
             "-m", "uvicorn", "shop.asgi:application", *address, "--lifespan", "on",
             "--ws", "websockets", "--no-access-log", "--log-level", "warning",
+            "--workers", workers or "1",
         ]  # fmt: skip
     if kind == "gunicorn":
         return [
@@ -88,11 +92,19 @@ def shop(kind: str, *, database_url: str, tmp_dir, sandbox_url: str, layer: str,
         "REDIS_URL": redis_url if layer == "redis" else None,
         "BENCH_CHANNEL_LAYER": layer,
     }
-    return server(kind, database_url=database_url, tmp_dir=tmp_dir, env=env, name=f"{kind}-{layer}")
+    name = f"{kind.replace(' ', '')}-{layer}"
+    return server(kind, database_url=database_url, tmp_dir=tmp_dir, env=env, name=name)
 
 
 def usage(pid: int) -> dict[str, float]:
-    """A process's resident memory (bytes) and CPU time (s), from /proc via psutil."""
-    process = psutil.Process(pid)
-    cpu = process.cpu_times()
-    return {"rss": process.memory_info().rss, "cpu": cpu.user + cpu.system}
+    """Resident memory (bytes) and CPU time (s) of a server and its worker processes (psutil)."""
+    rss = cpu = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            rss += process.memory_info().rss
+            cpu += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass  # a worker that exited between the listing and the reading
+    return {"rss": rss, "cpu": cpu}

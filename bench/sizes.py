@@ -24,6 +24,8 @@ class Sizes:
     # Channels' stock layer, the "before": one server, fewer rates (at 5,000 it takes seconds).
     inmemory_server: str = "uvicorn"
     inmemory_rates: tuple[int, ...] = (100, 200)
+    # (server, layer) pairs measured at the largest fleet only: several processes behind Redis.
+    push_largest_only: tuple[tuple[str, str], ...] = (("uvicorn x2", "redis"),)
     # (server, layer) pairs measured at the smallest fleet only, to keep `make bench` short.
     push_small_only: tuple[tuple[str, str], ...] = (
         ("daphne", "local"),
@@ -56,6 +58,7 @@ QUICK = Sizes(
     # Two sizes, so the fleet grows once; past 50, main's per-client socket cap would show.
     sockets=(20, 60),
     push_small_only=(),
+    push_largest_only=(),
     rates=(20,),
     burst_seconds=0.5,
     repeats=1,
