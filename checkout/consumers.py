@@ -42,19 +42,22 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             return
         self.client = client
         self.language = language_of_scope(self.scope)  # pushed panels speak the page's language
+        group, shown = order_group(self.biz), None
         try:
-            if not await self._is_owner():
+            # Joined before the order is read: a result applied after the read is pushed here.
+            await self.channel_layer.group_add(group, self.channel_name)
+            shown = await self._owner_panel()
+        finally:
+            if shown is None:  # not the owner, or the handshake failed: leave, give the slot back
                 self._give_back_slot()
-                await self.close()  # before accept: the handshake is refused
-                return
-            self.group = order_group(self.biz)
-            await self.channel_layer.group_add(self.group, self.channel_name)
-        except BaseException:
-            self._give_back_slot()
-            raise
+                await self.channel_layer.group_discard(group, self.channel_name)
+        if shown is None:
+            await self.close()  # before accept: the handshake is refused
+            return
+        self.group = group
         await self.accept()
         OPEN_SOCKETS.inc()
-        await self.send_panel()
+        await self._show(*shown)
         watchlist.add(self)
 
     async def disconnect(self, code: int) -> None:
@@ -81,7 +84,9 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
     async def send_panel(self) -> None:
-        status, html = await self._render()
+        await self._show(*await self._render())
+
+    async def _show(self, status: str, html: str) -> None:
         self.sent_status = status
         if html != self.last_panel:
             self.last_panel = html
@@ -93,9 +98,17 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             self.client = None
 
     @database_sync_to_async
-    def _is_owner(self) -> bool:
-        owner = shopper_of(self.scope.get("session"))
-        return order_for_owner(biz=self.biz, owner=owner) is not None
+    def _owner_panel(self) -> tuple[str, str] | None:
+        """The order's status and panel if this socket's session owns it; None for anyone else.
+
+        One trip to a database thread for the handshake. The session is read here only, and
+        dropped: the socket outlives its handshake by minutes.
+        """
+        owner = shopper_of(self.scope.pop("session", None))
+        order = order_for_owner(biz=self.biz, owner=owner)
+        if order is None:
+            return None
+        return order.status, panel_render(order, language=self.language)
 
     @database_sync_to_async
     def _render(self) -> tuple[str, str]:
