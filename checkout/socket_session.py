@@ -1,0 +1,28 @@
+"""The status socket's cookies and session, without keeping a middleware alive per socket.
+
+Channels' AuthMiddlewareStack adds them in three layers (cookies, session, user), each a coroutine
+that stays suspended with its own copy of the scope for as long as the socket is open: about
+3.5 KiB per idle socket, a tenth of what one costs (bench/profile_notes.md, "Memory per idle
+socket"). The socket only reads the session once, to check who owns the order, and never needs
+`scope["user"]` nor saves the session. So this adds `cookies` and a lazily loaded `session` in one
+copy of the scope and hands back the consumer's coroutine instead of awaiting it: nothing of the
+middleware outlives the handshake, and the consumer can let the session go once it has read it.
+"""
+
+from importlib import import_module
+
+from django.conf import settings
+from django.http.cookie import parse_cookie
+
+
+class SocketSession:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.store = import_module(settings.SESSION_ENGINE).SessionStore
+
+    def __call__(self, scope: dict, receive, send):
+        cookie = next((value for name, value in scope["headers"] if name == b"cookie"), b"")
+        cookies = parse_cookie(cookie.decode("latin1"))
+        # SessionStore reads nothing until the session is first used (in the consumer's thread).
+        session = self.store(cookies.get(settings.SESSION_COOKIE_NAME))
+        return self.inner(dict(scope, cookies=cookies, session=session), receive, send)
