@@ -48,7 +48,7 @@ def command(kind: str, port: int) -> list[str]:
     if kind == "uvicorn":
         return [
             "-m", "uvicorn", "shop.asgi:application", *address, "--lifespan", "on",
-            "--ws", "websockets", "--no-access-log", "--log-level", "warning",
+            "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning",
             "--workers", workers or "1",
         ]  # fmt: skip
     if kind == "gunicorn":
