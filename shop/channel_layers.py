@@ -1,13 +1,14 @@
-"""The embedded channel layer: Channels' in-memory layer, minus its cost per message and per socket.
+"""The channel layers: the embedded one (Channels' in-memory layer, minus its cost per message and
+per socket) and channels_redis' pub/sub layer, minus its cost per socket.
 
 `InMemoryChannelLayer` sweeps every channel and group for expired entries on each `receive` and
 `group_send`, so a message costs time proportional to all open sockets (measured here: p99 7.6 ms
 at 1,000 sockets, 8.3 s at 5,000). The sweep only bounds memory, so here it runs at most once per
 `sweep_interval` seconds; expiry is as exact as before to within that interval.
 
-Every open socket waits in `receive` on its own channel, and the stock layer gives each channel an
-`asyncio.Queue`: four deques, about 3.3 KiB per idle socket. An `Inbox` (two lists) holds the same
-messages and waiting receivers in a tenth of that (bench/profile_notes.md, "Memory per idle
+Every open socket waits in `receive` on its own channel, and both stock layers give each channel
+an `asyncio.Queue`: four deques, about 3.3 KiB per idle socket. A `Mailbox` (two lists) holds the
+same messages and waiting receivers in a tenth of that (bench/profile_notes.md, "Memory per idle
 socket").
 """
 
@@ -17,19 +18,45 @@ from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis import pubsub
+from channels_redis.utils import _wrap_close
 
 
-class Inbox:
-    """One channel's messages, oldest first, as (expires_at, message), and the receivers waiting
-    for one. Channels' ordering: first in, first out, to one receiver each."""
+class Mailbox:
+    """What a channel layer needs of an `asyncio.Queue` (put_nowait, get, empty), in two lists.
 
-    __slots__ = ("messages", "waiters")
+    First in, first out, one item to each receiver; a receiver cancelled after it was woken passes
+    its wake-up on, so no item waits while a receiver sleeps.
+    """
+
+    __slots__ = ("items", "waiters")
 
     def __init__(self) -> None:
-        self.messages: list[tuple[float, dict]] = []
+        self.items: list = []
         self.waiters: list[asyncio.Future] = []
 
-    def wake_one(self) -> None:
+    def empty(self) -> bool:
+        return not self.items
+
+    def put_nowait(self, item) -> None:
+        self.items.append(item)
+        self._wake_one()
+
+    async def get(self):
+        while not self.items:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+                elif self.items:
+                    self._wake_one()  # it was woken for an item it will not take
+                raise
+        return self.items.pop(0)
+
+    def _wake_one(self) -> None:
         while self.waiters:
             waiter = self.waiters.pop(0)
             if not waiter.done():
@@ -40,7 +67,7 @@ class Inbox:
 class LocalChannelLayer(InMemoryChannelLayer):
     def __init__(self, *, sweep_interval: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.channels: dict[str, Inbox] = {}
+        self.channels: dict[str, Mailbox] = {}
         self.sweep_interval = sweep_interval
         self._last_sweep = 0.0
 
@@ -48,35 +75,23 @@ class LocalChannelLayer(InMemoryChannelLayer):
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_channel_name(channel)
         assert "__asgi_channel__" not in message
-        inbox = self.channels.get(channel)
-        if inbox is None:
-            inbox = self.channels[channel] = Inbox()
-        if len(inbox.messages) >= self.get_capacity(channel):
+        box = self.channels.get(channel)
+        if box is None:
+            box = self.channels[channel] = Mailbox()
+        if len(box.items) >= self.get_capacity(channel):
             raise ChannelFull(channel)
-        inbox.messages.append((time.time() + self.expiry, deepcopy(message)))
-        inbox.wake_one()
+        box.put_nowait((time.time() + self.expiry, deepcopy(message)))
 
     async def receive(self, channel: str) -> dict:
         self.require_valid_channel_name(channel)
         self._clean_expired()
-        inbox = self.channels.get(channel)
-        if inbox is None:
-            inbox = self.channels[channel] = Inbox()
+        box = self.channels.get(channel)
+        if box is None:
+            box = self.channels[channel] = Mailbox()
         try:
-            while not inbox.messages:
-                waiter = asyncio.get_running_loop().create_future()
-                inbox.waiters.append(waiter)
-                try:
-                    await waiter
-                except BaseException:
-                    if waiter in inbox.waiters:
-                        inbox.waiters.remove(waiter)
-                    elif inbox.messages:
-                        inbox.wake_one()  # it was woken for a message it will not take
-                    raise
-            return inbox.messages.pop(0)[1]
+            return (await box.get())[1]
         finally:
-            if not inbox.messages and not inbox.waiters and self.channels.get(channel) is inbox:
+            if not box.items and not box.waiters and self.channels.get(channel) is box:
                 del self.channels[channel]
 
     def _clean_expired(self) -> None:
@@ -85,19 +100,39 @@ class LocalChannelLayer(InMemoryChannelLayer):
             return
         self._last_sweep = now
         wall = time.time()
-        for channel, inbox in list(self.channels.items()):
+        for channel, box in list(self.channels.items()):
             expired = False
-            while inbox.messages and inbox.messages[0][0] < wall:
-                inbox.messages.pop(0)
+            while box.items and box.items[0][0] < wall:
+                box.items.pop(0)
                 expired = True
             if expired:
                 self._remove_from_groups(
                     channel
                 )  # Channels' rule: a dead channel leaves its groups
-                if not inbox.messages and not inbox.waiters:
+                if not box.items and not box.waiters:
                     del self.channels[channel]
         timeout = int(wall) - self.group_expiry
         for members in self.groups.values():
             for name, joined in list(members.items()):
                 if joined and joined < timeout:
                     del members[name]
+
+
+class _PubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
+    async def _subscribe_to_channel(self, channel: str) -> None:
+        # The stock layer's code with a Mailbox for the Queue; the shard's reader only calls
+        # put_nowait on it, and receive() only get().
+        self.channels[channel] = Mailbox()
+        await self._get_shard(channel).subscribe(channel)
+
+
+class PubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
+    def _get_layer(self) -> pubsub.RedisPubSubLoopLayer:
+        # The stock method, building the loop layer above (one per event loop, as there).
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = _PubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer
