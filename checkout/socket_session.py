@@ -1,12 +1,12 @@
 """The status socket's cookies and session, without keeping a middleware alive per socket.
 
-Channels' AuthMiddlewareStack adds them in three layers (cookies, session, user), each a coroutine
-that stays suspended with its own copy of the scope for as long as the socket is open: about
-3.5 KiB per idle socket, a tenth of what one costs (bench/profile_notes.md, "Memory per idle
-socket"). The socket only reads the session once, to check who owns the order, and never needs
-`scope["user"]` nor saves the session. So this adds `cookies` and a lazily loaded `session` in one
-copy of the scope and hands back the consumer's coroutine instead of awaiting it: nothing of the
-middleware outlives the handshake, and the consumer can let the session go once it has read it.
+Channels' session stack (CookieMiddleware, SessionMiddleware) keeps two coroutines suspended per
+socket, each with its own copy of the scope, plus a session wrapper, for as long as the socket is
+open: 2.3 KiB per idle socket (bench/profile_notes.md, "Memory per idle socket"). The socket only
+reads the session once, to check who owns the order, and never saves it. So this adds `cookies`
+and a lazily loaded `session` in one copy of the scope and hands back the consumer's coroutine
+instead of awaiting it: nothing of the middleware outlives the handshake, and the consumer can let
+the session go once it has read it. It belongs inside URLRouter, with no session middleware above.
 """
 
 from importlib import import_module
