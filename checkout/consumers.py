@@ -8,6 +8,7 @@ Pushes are at-most-once, so every socket is also on the process's watchlist (`ch
 which catches up what a push lost.
 """
 
+import hashlib
 import time
 
 from channels.db import database_sync_to_async
@@ -29,7 +30,7 @@ MESSAGE_TOO_BIG = 1009
 class OrderStatusConsumer(AsyncWebsocketConsumer):
     biz: str
     group: str | None = None
-    last_panel: str | None = None
+    shown_digest: bytes | None = None  # of the last panel sent, not the panel (it can be 3 KB)
     sent_status: str | None = None
     language: str | None = None
     client: str | None = None
@@ -78,19 +79,21 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             await self.close(code=MESSAGE_TOO_BIG)
 
     async def order_changed(self, event: dict) -> None:
-        shown = self.last_panel
-        await self.send_panel()
-        if self.last_panel is not shown and "applied_at" in event:  # a new panel went out
+        if await self.send_panel() and "applied_at" in event:  # a new panel went out
             RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
-    async def send_panel(self) -> None:
-        await self._show(*await self._render())
+    async def send_panel(self) -> bool:
+        return await self._show(*await self._render())
 
-    async def _show(self, status: str, html: str) -> None:
+    async def _show(self, status: str, html: str) -> bool:
+        """Send the panel unless it is the one this socket showed last; return whether it was sent."""
         self.sent_status = status
-        if html != self.last_panel:
-            self.last_panel = html
-            await self.send(text_data=html)
+        digest = hashlib.blake2b(html.encode(), digest_size=16).digest()
+        if digest == self.shown_digest:
+            return False
+        self.shown_digest = digest
+        await self.send(text_data=html)
+        return True
 
     def _give_back_slot(self) -> None:
         if self.client is not None:

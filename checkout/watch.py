@@ -23,7 +23,7 @@ class Watcher(Protocol):
     biz: str
     sent_status: str | None
 
-    async def send_panel(self) -> None: ...
+    async def send_panel(self) -> bool: ...
 
 
 class Watchlist:

@@ -13,7 +13,6 @@ django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from checkout.routing import websocket_urlpatterns  # noqa: E402
@@ -24,10 +23,8 @@ application = WithBackgroundLoops(
     ProtocolTypeRouter(
         {
             "http": Gate(django_asgi_app, settings.HTTP_MAX_CONCURRENT),
-            # The socket needs the session (its shopper token), not a user: no auth middleware.
-            "websocket": AllowedHostsOriginValidator(
-                SessionMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            # checkout.socket_session adds the cookies and the session, inside the router.
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )
 )
