@@ -17,8 +17,8 @@ from bench.stats import median
 from tests.servers import ROOT
 
 PACKAGES = (
-    "Django", "channels", "channels-redis", "daphne", "uvicorn", "uvloop", "httptools", "websockets", "gunicorn",
-    "aiohttp", "psycopg", "httpx",
+    "Django", "channels", "channels-redis", "daphne", "uvicorn", "uvloop", "httptools",
+    "websockets", "gunicorn", "aiohttp", "psycopg", "httpx",
 )  # fmt: skip
 PROFILE_NOTES = Path(__file__).with_name("profile_notes.md")
 
