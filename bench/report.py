@@ -497,7 +497,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "",
             f"N sockets open on N waiting orders (owner's session cookie, allowed Origin); signed "
             f"`payment.succeeded` notifications are POSTed to `/payments/notify/sandbox/` at the "
-            f"rate for {s['burst_seconds']} s bursts, {s['repeats']} bursts per rate; latency is from "
+            f"rate for {s['burst_seconds']} s bursts, {s['repeats']} bursts per rate, after one "
+            f"burst not counted each time the fleet grew (it meets the server's collector catching "
+            f"up with the new sockets); latency is from "
             f"the POST to the paid panel arriving on that order's socket. Each server and layer "
             f"gets one process (unless named xN) and one fleet of sockets, grown from one size to the next and never "
             f"reconnected between rates: each burst uses sockets no burst used before, and used "
