@@ -1,15 +1,14 @@
-"""The channel layers: the embedded one (Channels' in-memory layer, minus its cost per message and
-per socket) and channels_redis' pub/sub layer, minus its cost per socket.
+"""The embedded channel layer: Channels' in-memory layer, minus its cost per message and per socket.
 
 `InMemoryChannelLayer` sweeps every channel and group for expired entries on each `receive` and
 `group_send`, so a message costs time proportional to all open sockets (measured here: p99 7.6 ms
 at 1,000 sockets, 8.3 s at 5,000). The sweep only bounds memory, so here it runs at most once per
 `sweep_interval` seconds; expiry is as exact as before to within that interval.
 
-Every open socket waits in `receive` on its own channel, and both stock layers give each channel
-an `asyncio.Queue`: four deques, about 3.3 KiB per idle socket. A `Mailbox` (two lists) holds the
+Every open socket waits in `receive` on its own channel, and the stock layer gives each channel an
+`asyncio.Queue`: four deques, about 3.3 KiB per idle socket. A `Mailbox` (two lists) holds the
 same messages and waiting receivers in a tenth of that (bench/profile_notes.md, "Memory per idle
-socket").
+socket"). The Redis layer is channels_redis' own: the same swap there was tried and taken back.
 """
 
 import asyncio
@@ -18,8 +17,6 @@ from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
-from channels_redis import pubsub
-from channels_redis.utils import _wrap_close
 
 
 class Mailbox:
@@ -116,23 +113,3 @@ class LocalChannelLayer(InMemoryChannelLayer):
             for name, joined in list(members.items()):
                 if joined and joined < timeout:
                     del members[name]
-
-
-class _PubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
-    async def _subscribe_to_channel(self, channel: str) -> None:
-        # The stock layer's code with a Mailbox for the Queue; the shard's reader only calls
-        # put_nowait on it, and receive() only get().
-        self.channels[channel] = Mailbox()
-        await self._get_shard(channel).subscribe(channel)
-
-
-class PubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
-    def _get_layer(self) -> pubsub.RedisPubSubLoopLayer:
-        # The stock method, building the loop layer above (one per event loop, as there).
-        loop = asyncio.get_running_loop()
-        layer = self._layers.get(loop)
-        if layer is None:
-            layer = _PubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
-            self._layers[loop] = layer
-            _wrap_close(self, loop)
-        return layer

@@ -1,4 +1,4 @@
-"""The shop's channel layers (`shop.channel_layers`) keep Channels' layer contract with a Mailbox
+"""The embedded channel layer (`shop.channel_layers`) keeps Channels' layer contract with a Mailbox
 per channel instead of an asyncio.Queue."""
 
 import asyncio
@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from channels.exceptions import ChannelFull
 
-from shop.channel_layers import LocalChannelLayer, Mailbox, PubSubChannelLayer
+from shop.channel_layers import LocalChannelLayer
 
 
 async def test_a_message_sent_before_receive_is_received_once() -> None:
@@ -75,21 +75,3 @@ async def test_an_expired_message_is_dropped_and_its_channel_leaves_its_groups()
     layer._clean_expired()
     assert layer.channels == {}
     assert "socket.a" not in layer.groups.get("order-1", {})
-
-
-async def test_the_pubsub_layer_delivers_group_messages_through_a_mailbox(shared_redis) -> None:
-    layer = PubSubChannelLayer(hosts=[shared_redis])
-    try:
-        channel = await layer.new_channel()
-        assert isinstance(layer._get_layer().channels[channel], Mailbox)
-        await layer.group_add("order-1", channel)
-        await layer.group_send("order-1", {"type": "order.changed"})
-        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "order.changed"}
-        waiting = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(0.05)
-        waiting.cancel()  # a consumer leaving: its channel is unsubscribed and forgotten
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        assert channel not in layer._get_layer().channels
-    finally:
-        await layer.flush()
