@@ -408,6 +408,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         workers = servers.GUNICORN_WORKERS
         warm = s["checkout_ramp_seconds"] + s["checkout_warmup_seconds"]
         few = min(r["shoppers"] for r in checkout)
+        ours = next(
+            (r.get("server") for r in results["checkout"] if r["mode"] == "callback"), "uvicorn"
+        )
         parts += [
             "## 1. Synchronous vs callback checkout",
             "",
@@ -418,8 +421,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"`POST /sandbox/v1/payments/sync`, under gunicorn with {workers} sync workers "
             f"(pinned: 2 per core); its shoppers learn that their payment exists from the "
             f"sandbox's table, one query for all of them every 50 ms. **callback**: "
-            f"`POST /orders/<biz>/pay/` under uvicorn answers the pending panel; the result comes "
-            f"by notification and socket. The sandbox runs as its own uvicorn process.",
+            f"`POST /orders/<biz>/pay/` under {ours} (`uvicorn xN`: N processes on one port, their "
+            f"sockets' pushes shared through Redis) answers the pending panel; the result comes by "
+            f"notification and socket. The sandbox runs as its own uvicorn process.",
             "",
             f"Shoppers arrive spread over {s['checkout_ramp_seconds']} s; after "
             f"{s['checkout_warmup_seconds']} s more of warm-up, {s['checkout_runs']} consecutive "

@@ -124,7 +124,11 @@ class Bench:
         seconds += s.checkout_runs * s.checkout_window_seconds
         rows = []
         for mode in ("sync", "callback"):
+            # Ours as it is deployed: several processes behind Redis (one without REDIS_URL).
             kind = "gunicorn" if mode == "sync" else "uvicorn"
+            if mode == "callback" and self.redis_url:
+                kind = s.callback_server
+            layer = "redis" if " x" in kind else "local"
             servers_ = None
             try:
                 for shoppers in s.shoppers:
@@ -133,7 +137,7 @@ class Bench:
                             self.stop(servers_[1])
                             self.stop(servers_[0])
                         sandbox = self.sandbox()
-                        servers_ = (sandbox, self.shop(kind, sandbox_url=sandbox.url))
+                        servers_ = (sandbox, self.shop(kind, layer, sandbox_url=sandbox.url))
                     sandbox, shop = servers_
                     result, _ = self.drive(
                         shop,
@@ -153,6 +157,7 @@ class Bench:
                     rows.append(
                         {
                             "mode": mode,
+                            "server": f"{kind}, {layer} layer",
                             "shoppers": shoppers,
                             "runs": result["windows"],
                             "errors_outside_windows": result["errors_outside_windows"],

@@ -9,6 +9,8 @@ class Sizes:
     # arrive over the ramp; after the warm-up, `checkout_runs` consecutive windows are measured.
     shoppers: tuple[int, ...] = (50, 200, 1000)
     think_seconds: float = 2.0
+    # What serves the callback mode when Redis is there: N uvicorn processes sharing pushes.
+    callback_server: str = "uvicorn x2"
     checkout_ramp_seconds: float = 2.0
     checkout_warmup_seconds: float = 3.0
     checkout_window_seconds: float = 5.0
