@@ -86,7 +86,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         return await self._show(*await self._render())
 
     async def _show(self, status: str, html: str) -> bool:
-        """Send the panel unless it is the one this socket showed last; return whether it was sent."""
+        """Send the panel unless this socket showed that one last; return whether it was sent."""
         self.sent_status = status
         digest = hashlib.blake2b(html.encode(), digest_size=16).digest()
         if digest == self.shown_digest:

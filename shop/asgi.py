@@ -30,5 +30,6 @@ application = WithBackgroundLoops(
 )
 
 # What start-up built lives as long as the process: leave it out of the cycle collector's full
-# passes, whose pause grows with every object they walk (bench/profile_notes.md, "Collector pauses").
+# passes, whose pause grows with every object they walk (bench/profile_notes.md, "Collector
+# pauses").
 gc.freeze()
