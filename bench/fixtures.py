@@ -17,6 +17,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from checkout.models import Order, OrderStatus, Payment, Product
+from checkout.services.orders import order_fields
 from checkout.shoppers import SESSION_KEY
 from sandbox import signature
 
@@ -42,7 +43,6 @@ def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) 
     """
     item = product()
     now = timezone.now()
-    expires_at = now + timedelta(seconds=settings.ORDER_PAYMENT_TTL)
     sessions, orders, shoppers = [], [], []
     for _ in range(count):
         token = secrets.token_hex(16)
@@ -56,12 +56,7 @@ def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) 
         )
         mine = [
             Order(
-                product=item,
-                amount=item.price,
-                currency=item.currency,
-                owner=token,
-                expires_at=expires_at,
-                reconcile_after=expires_at,
+                **order_fields(product=item, owner=token, now=now),
                 status=OrderStatus.PENDING if pending else OrderStatus.UNPAID,
             )
             for _ in range(orders_each)
