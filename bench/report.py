@@ -262,6 +262,16 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _save(fig, path: Path) -> str:
+    """Write a chart as PNG, free its figure, and return the file's name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
 def charts(checkout, push, waiting, out: Path) -> list[str]:
     import matplotlib
 
@@ -283,10 +293,7 @@ def charts(checkout, push, waiting, out: Path) -> list[str]:
         ax.set_ylabel("completed checkouts / s (log)")
         ax.legend()
         ax.set_title("Sync (gunicorn) vs callback (uvicorn)")
-        fig.tight_layout()
-        fig.savefig(out / "checkout.png", dpi=100)
-        plt.close(fig)
-        names.append("checkout.png")
+        names.append(_save(fig, out / "checkout.png"))
     if push:
         fig, ax = plt.subplots(figsize=(7, 4))
         for key in sorted({(r["server"], r["layer"], r["sockets"]) for r in push}):
@@ -305,19 +312,13 @@ def charts(checkout, push, waiting, out: Path) -> list[str]:
         ax.set_ylabel("p99 push latency, ms (log)")
         ax.legend(fontsize=7)
         ax.set_title("Notification POST to panel on the socket")
-        fig.tight_layout()
-        fig.savefig(out / "push.png", dpi=100)
-        plt.close(fig)
-        names.append("push.png")
+        names.append(_save(fig, out / "push.png"))
     if waiting:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.bar([r["mode"] for r in waiting], [r["cpu_waiting"] for r in waiting])
         ax.set_ylabel("server CPU s per minute")
         ax.set_title(f"{waiting[0]['shoppers']} waiting shoppers")
-        fig.tight_layout()
-        fig.savefig(out / "waiting.png", dpi=100)
-        plt.close(fig)
-        names.append("waiting.png")
+        names.append(_save(fig, out / "waiting.png"))
     return names  # fmt: skip
 
 
