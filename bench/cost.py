@@ -27,45 +27,12 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
 
 from bench import fixtures  # noqa: E402
+from bench.asgi_request import asgi_request  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402
 from shop.asgi import application  # noqa: E402
 
 WARM = 20
-
-
-async def post(path: str, body: bytes, headers: dict[str, str]) -> int:
-    """One HTTP request through the ASGI application; returns the status."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")]
-        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    started: list[int] = []
-
-    async def receive() -> dict:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # the client never disconnects
-        return {}
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.start":
-            started.append(message["status"])
-
-    await application(scope, receive, send)
-    return started[0]
 
 
 def cpu_ms(started: float, count: int) -> float:
@@ -78,7 +45,9 @@ async def requests(count: int) -> float:
         if i == WARM:
             started = time.process_time()
         body = fixtures.notice(shopper.orders[0], shopper.payment_ids[0])
-        status = await post("/payments/notify/sandbox/", body, fixtures.signed(body))
+        status, _ = await asgi_request(
+            application, "POST", "/payments/notify/sandbox/", body, fixtures.signed(body)
+        )
         assert status == 200, status
     return cpu_ms(started, count)
 
