@@ -1,13 +1,15 @@
-"""What every API view shares: Bearer authentication and JSON errors."""
+"""What every API view shares: Bearer authentication, JSON errors, and no shopper middleware."""
 
 import hmac
 from functools import wraps
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from shop.middleware import machine_endpoint
 
 
 def error(status: int, code: str, message: str) -> JsonResponse:
@@ -25,25 +27,21 @@ def _refused(request: HttpRequest) -> HttpResponse | None:
 
 
 def api_view(view: Any) -> Any:
-    """Bearer auth for a sync or async view; CSRF-exempt, since the merchant is a server, not a
-    browser with cookies."""
-    if iscoroutinefunction(view):
+    """Bearer auth for a sync or async view, served as a machine endpoint (`shop.middleware`).
 
-        @wraps(view)
-        async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if (refused := _refused(request)) is not None:
-                return refused
-            return await view(request, *args, **kwargs)
-
-        return csrf_exempt(async_wrapper)
+    Only the merchant's server calls the API: no cookie, session, CSRF token or language, so the
+    shoppers' middleware is skipped (under ASGI it moved each request to a worker thread and back
+    a dozen times). A sync view runs in one worker thread, as Django would run it.
+    """
+    run = view if iscoroutinefunction(view) else sync_to_async(view)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if (refused := _refused(request)) is not None:
             return refused
-        return view(request, *args, **kwargs)
+        return await run(request, *args, **kwargs)
 
-    return csrf_exempt(wrapper)
+    return machine_endpoint(csrf_exempt(wrapper))
 
 
 def method_not_allowed(allowed: list[str]) -> JsonResponse:

@@ -281,3 +281,14 @@ def test_a_wrong_method_is_405_json(api: Client) -> None:
     response = api.delete("/sandbox/v1/payments")
     assert response.status_code == 405
     assert json.loads(response.content)["error"] == "method_not_allowed"
+
+
+def test_the_api_skips_the_shoppers_middleware(api: Client) -> None:
+    """A merchant's server gets no session, CSRF, locale or clickjacking work (nor its headers);
+    the cashier page, which a shopper's browser opens, keeps it all."""
+    response = create(api)
+    assert response.status_code == 201
+    assert "X-Frame-Options" not in response.headers and "Vary" not in response.headers
+    assert not response.cookies
+    page = api.get(response.json()["cashier_url"])
+    assert page.headers["X-Frame-Options"] == "DENY" and "csrftoken" in page.cookies
