@@ -119,7 +119,8 @@ async def send(client: httpx.AsyncClient, claim: Claim) -> list[Sent]:
     return sent
 
 
-def record(claim: Claim, sent: list[Sent]) -> None:
+def record(claim: Claim, sent: list[Sent]) -> bool:
+    """Store the attempt and what follows from it; True if it was delivered."""
     real = [s for s in sent if s.kind != AttemptKind.PROBE]
     # Every copy must be accepted: a merchant that fails a duplicate gets the retry it asked for.
     failure = next((s for s in real if not s.ok), None)
@@ -151,3 +152,4 @@ def record(claim: Claim, sent: list[Sent]) -> None:
             for s in sent
         )
         Notification.objects.filter(pk=claim.notification_id).update(**fields)
+    return failure is None

@@ -8,6 +8,7 @@ server process; tests call `deliver_due` for one round at a time.
 import asyncio
 import logging
 from contextlib import suppress
+from datetime import datetime, timedelta
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -36,21 +37,50 @@ def _client() -> httpx.AsyncClient:
     )
 
 
-async def _deliver(client: httpx.AsyncClient, claim: Claim) -> None:
+async def _deliver(client: httpx.AsyncClient, claim: Claim) -> bool:
+    """Send and record one attempt; True if the merchant took it."""
     sent = await send(client, claim)
-    await sync_to_async(record)(claim, sent)
+    return await sync_to_async(record)(claim, sent)
 
 
-def _seconds_until_due() -> float:
+class Expiries:
+    """When the loop next closes overdue payments: at the soonest expiry it saw, and at least every
+    IDLE_SECONDS (for payments created since, here or in another process). Not on every round: a
+    busy loop runs a round per notification, and the sweep was two of its queries."""
+
+    def __init__(self) -> None:
+        self.next_at: datetime | None = None
+
+    def sweep_if_due(self, now: datetime) -> None:
+        if self.next_at is not None and now < self.next_at:
+            return
+        payments_expire_overdue()
+        soonest = Payment.objects.filter(status=PaymentStatus.PENDING).aggregate(
+            t=Min("expire_at")
+        )["t"]
+        self.next_at = now + timedelta(seconds=IDLE_SECONDS)
+        if soonest is not None:
+            self.next_at = min(self.next_at, soonest)
+
+
+def _round(room: int, expiries: Expiries) -> tuple[list[Claim], float]:
+    """One look for work, in one trip to a worker thread: close what is overdue, claim up to
+    `room` due notifications; how long to sleep before looking again."""
     now = timezone.now()
+    expiries.sweep_if_due(now)
+    if room <= 0:
+        return [], IDLE_SECONDS  # a finishing send wakes the loop
+    claims = claim_due(room)
+    if len(claims) == room:
+        return claims, 0.0  # there may be more due right now
     next_times = [
         Notification.objects.filter(state=DeliveryState.PENDING).aggregate(
             t=Min("next_attempt_at")
         )["t"],
-        Payment.objects.filter(status=PaymentStatus.PENDING).aggregate(t=Min("expire_at"))["t"],
+        expiries.next_at,
     ]
     seconds = [(t - now).total_seconds() for t in next_times if t is not None]
-    return max(0.0, min([IDLE_SECONDS, *seconds]))
+    return claims, max(0.0, min([IDLE_SECONDS, *seconds]))
 
 
 async def deliver_due() -> int:
@@ -69,31 +99,32 @@ async def deliver_forever() -> None:
     Sends run as their own tasks, so one slow merchant never holds back the next notification;
     an enqueue in this process wakes the loop at once, one in another process within IDLE_SECONDS.
     """
-    in_flight: set[asyncio.Task[None]] = set()
+    in_flight: set[asyncio.Task[bool]] = set()
+    expiries = Expiries()
 
     with wakeups.listening_for_notifications() as wake:
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def finished(task: asyncio.Task[bool]) -> None:
+            was_full = len(in_flight) >= MAX_IN_FLIGHT
             in_flight.discard(task)
-            if not task.cancelled() and task.exception() is not None:
+            if task.cancelled():
+                return
+            if task.exception() is not None:
                 logger.error("delivery failed", exc_info=task.exception())
-            # A failed attempt was rescheduled after the loop chose its sleep: let it look again.
-            wake.set()
+            # A failed attempt was rescheduled after the loop chose its sleep, and a full loop
+            # waits for room: let it look again. A delivered one leaves nothing to look for.
+            if was_full or task.exception() is not None or not task.result():
+                wake.set()
 
         async def dispatch(client: httpx.AsyncClient) -> float:
             """Start what is due; how long to sleep before looking again."""
-            await sync_to_async(payments_expire_overdue)()
             room = min(BATCH, MAX_IN_FLIGHT - len(in_flight))
-            if room <= 0:
-                return IDLE_SECONDS  # a finishing send wakes the loop
-            claims = await sync_to_async(claim_due)(room)
+            claims, pause = await sync_to_async(_round)(room, expiries)
             for claim in claims:
                 task = asyncio.create_task(_deliver(client, claim))
                 in_flight.add(task)
                 task.add_done_callback(finished)
-            if len(claims) == room:
-                return 0.0  # there may be more due right now
-            return await sync_to_async(_seconds_until_due)()
+            return pause
 
         async with _client() as client:
             try:

@@ -251,3 +251,30 @@ async def test_no_row_stays_locked_while_a_notification_is_on_the_wire(
     await sync_to_async(lock_now, thread_sensitive=False)()
     assert not sending.done()  # the answer was still outstanding while we held the locks
     assert await sending == 1
+
+
+async def test_a_delivered_notification_sends_the_loop_back_to_sleep(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One look for work per notification: a delivery that succeeded leaves nothing to retry, so
+    the loop does not look again until it is woken or its idle sleep ends (a look is 4 queries)."""
+    monkeypatch.setattr(delivery, "IDLE_SECONDS", 30.0)
+    looks = 0
+    claim_due = delivery.claim_due
+
+    def counted(limit: int) -> list[attempts.Claim]:
+        nonlocal looks
+        looks += 1
+        return claim_due(limit)
+
+    monkeypatch.setattr(delivery, "claim_due", counted)
+    loop = asyncio.create_task(deliver_forever())
+    try:
+        await asyncio.sleep(0.2)  # its first look, then the idle wait
+        payment = await decided(receiver.url)
+        await until_state(payment, DeliveryState.DELIVERED)
+        await asyncio.sleep(0.2)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert looks == 2  # the first, and the one the decision woke
