@@ -32,11 +32,9 @@ def payment_latest_for(*, out_trade_no: str) -> Payment:
 def payment_create(*, request: NewPayment, idempotency_key: str) -> tuple[Payment, bool]:
     """The payment for this key, created unless it exists; True if it was created now."""
     fingerprint = request.fingerprint()
-    existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is None:
-        # Only a new payment must expire in the future; a replay of an old request is answered.
-        if request.expire_at <= timezone.now().timestamp():
-            raise InvalidRequest("expire_at must be in the future")
+    # Only a new payment must expire in the future; a replay of an old request is answered. A new
+    # key is the usual case: insert at once, and let the unique key find a replay (no read first).
+    if request.expire_at > timezone.now().timestamp():
         try:
             with transaction.atomic():
                 payment = Payment.objects.create(
@@ -51,8 +49,10 @@ def payment_create(*, request: NewPayment, idempotency_key: str) -> tuple[Paymen
                 )
             return payment, True
         except IntegrityError:
-            # A parallel request with the same key won the insert: answer with its payment.
-            existing = Payment.objects.get(idempotency_key=idempotency_key)
+            pass  # the key was used before, or by a parallel request that won the insert
+    existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is None:
+        raise InvalidRequest("expire_at must be in the future")
     if existing.request_fingerprint != fingerprint:
         raise IdempotencyConflict(idempotency_key)
     return existing, False

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sandbox.models import Notification, NotificationType, Payment, PaymentStatus
 from sandbox.parsing import MAX_AMOUNT, InvalidRequest, new_payment
-from sandbox.payments import payment_decide
+from sandbox.payments import payment_create, payment_decide
 from tests.sandbox.conftest import make_payment, payment_body
 
 pytestmark = pytest.mark.django_db
@@ -292,3 +292,15 @@ def test_the_api_skips_the_shoppers_middleware(api: Client) -> None:
     assert not response.cookies
     page = api.get(response.json()["cashier_url"])
     assert page.headers["X-Frame-Options"] == "DENY" and "csrftoken" in page.cookies
+
+
+def test_creating_a_payment_is_one_insert(django_assert_num_queries) -> None:
+    """A new key is inserted at once (the savepoint keeps a duplicate key from breaking an outer
+    transaction); only a replay reads the payment its key already has."""
+    request = new_payment(payment_body())
+    with django_assert_num_queries(3):  # SAVEPOINT, INSERT, RELEASE
+        payment, created = payment_create(request=request, idempotency_key="k-1")
+    assert created
+    # A replay: SAVEPOINT, the refused INSERT, ROLLBACK TO SAVEPOINT, RELEASE, then the read.
+    with django_assert_num_queries(5):
+        assert payment_create(request=request, idempotency_key="k-1") == (payment, False)
