@@ -28,17 +28,23 @@ def _page(request: HttpRequest, payment: Payment, message: str = "", status: int
 
 @require_http_methods(["GET", "POST"])
 def cashier(request: HttpRequest, payment_id: str) -> HttpResponse:
+    decision = request.POST.get("decision", "") if request.method == "POST" else None
+    if decision in DECISIONS:
+        # The decision reads the payment under its lock (and closes it if overdue): no read before.
+        try:
+            payment, applied = payment_decide(payment_id=payment_id, approve=DECISIONS[decision])
+        except Payment.DoesNotExist:
+            raise Http404("No such payment.") from None
+        if applied:
+            return _page(request, payment, RESULTS[payment.status])
+        already = (
+            f"This payment was already {payment.get_status_display().lower()}; nothing changed."
+        )
+        return _page(request, payment, already)
     try:
         payment = payment_expire_if_overdue(payment_get(payment_id=payment_id))
     except Payment.DoesNotExist:
         raise Http404("No such payment.") from None
-    if request.method == "GET":
+    if decision is None:
         return _page(request, payment, RESULTS.get(payment.status, ""))
-    decision = request.POST.get("decision", "")
-    if decision not in DECISIONS:
-        return _page(request, payment, "Choose approve or decline.", status=400)
-    payment, applied = payment_decide(payment_id=payment_id, approve=DECISIONS[decision])
-    if applied:
-        return _page(request, payment, RESULTS[payment.status])
-    already = f"This payment was already {payment.get_status_display().lower()}; nothing changed."
-    return _page(request, payment, already)
+    return _page(request, payment, "Choose approve or decline.", status=400)

@@ -96,3 +96,13 @@ def test_an_unknown_decision_is_400_and_changes_nothing(client: Client) -> None:
 
 def test_an_unknown_payment_is_404(client: Client) -> None:
     assert client.get("/sandbox/cashier/pay_000000000000000000000000").status_code == 404
+
+
+def test_a_decision_reads_the_payment_once_under_its_lock(
+    client: Client, django_assert_num_queries
+) -> None:
+    payment = make_payment()
+    # SAVEPOINT, the locked read, the payment's UPDATE, the knobs, the notification, RELEASE.
+    with django_assert_num_queries(6):
+        response = client.post(url(payment), {"decision": "approve"})
+    assert "Payment approved" in response.content.decode()
