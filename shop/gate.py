@@ -8,7 +8,8 @@ the order they came (bench/profile_notes.md, "A thread per request in flight").
 
 Machine endpoints (`shop.middleware`) never wait: the payment system's notifications carry the
 results shoppers are waiting for, and one held past the payment system's time limit is only
-delivered again, adding to the queue.
+delivered again, adding to the queue; the sandbox's API answers the shop's Pay, which a shopper
+is waiting for.
 """
 
 import asyncio
