@@ -178,6 +178,8 @@ class Bench:
         for layer in (*s.push_layers, "inmemory"):
             if layer == "redis" and not self.redis_url:
                 continue
+            if layer == "inmemory" and not s.inmemory_rates:
+                continue  # `--set 'inmemory_rates=[]'`: no "before" cell
             kinds = (s.inmemory_server,) if layer == "inmemory" else s.push_servers
             for kind in kinds:
                 sizes = s.sockets

@@ -4,6 +4,7 @@ This keeps the benchmark from rotting; it asserts nothing about speed (that is w
 is for), only that each measurement happened and is self-consistent.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -92,3 +93,15 @@ def test_push_and_polling_both_show_every_result(quick):
     assert by_mode["push"]["polls_per_second"] == 0
     for result in by_mode.values():
         assert result["cpu_per_minute_waiting"] >= 0 and result["shown"]["mean"] > 0
+
+
+def test_no_inmemory_rates_means_no_inmemory_cell(tmp_path):
+    """`--set 'inmemory_rates=[]'` (bench/profile_notes.md's memory command) leaves the stock
+    layer out instead of starting a load generator with no rate to run."""
+
+    def layers(sizes):
+        bench = run.Bench(sizes=sizes, database_url="", redis_url="", tmp_dir=tmp_path)
+        return [layer for _, layer, _, _ in bench.push_cells()]
+
+    assert layers(QUICK) == ["local", "local", "inmemory"]
+    assert layers(dataclasses.replace(QUICK, inmemory_rates=())) == ["local", "local"]
