@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         layer=args.layer,
         redis_url=args.redis_url,
     )
-    shop.command = ["-m", "bench.profiled_server", str(output), str(shop.port)]
+    shop.command = ["-m", "bench.profiled_server", str(output)]
     bench.start(shop)
     try:
         result, _ = bench.drive(

@@ -1,12 +1,15 @@
-"""`python -m bench.profiled_server OUT PORT`: the shop under uvicorn, inside cProfile.
+"""`python -m bench.profiled_server OUT`: the shop as `manage.py serve` runs it, inside cProfile.
 
-uvicorn re-raises SIGTERM after its graceful shutdown, which would end the process before the
-profile is written; this server forgets the signal once it has shut down, then writes OUT.
+HOST and PORT come from the environment, as for `manage.py serve`. uvicorn re-raises SIGTERM after
+its graceful shutdown, which would end the process before the profile is written; this server
+forgets the signal once it has shut down, then writes OUT.
 """
 
 import cProfile
+import os
 import sys
 
+import django
 import uvicorn
 
 
@@ -17,23 +20,17 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    out, port = sys.argv[1], int(sys.argv[2])
-    config = uvicorn.Config(
-        "shop.asgi:application",
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        ws="websockets",
-        access_log=False,
-        log_level="warning",
-    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    django.setup()
+    from checkout.management.commands.serve import uvicorn_config
+
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        Server(config).run()
+        Server(uvicorn_config()).run()
     finally:
         profiler.disable()
-        profiler.dump_stats(out)
+        profiler.dump_stats(sys.argv[1])
 
 
 if __name__ == "__main__":

@@ -40,17 +40,19 @@ def base_env(database_url: str) -> dict[str, str]:
 
 def command(kind: str, port: int) -> list[str]:
     """How `kind` is started: daphne, uvicorn, "uvicorn xN" (N worker processes on one port, so
-    only with the Redis layer) or gunicorn (the old mode's sync workers)."""
-    address = ["--host", "127.0.0.1", "--port", str(port)]
+    only with the Redis layer) or gunicorn (the old mode's sync workers).
+
+    uvicorn is `manage.py serve`, the shop's own server as production runs it (HOST and PORT come
+    from the environment `ShopServer` sets); daphne, which it replaced, runs from its command line
+    with the handshake timeout the shop used to give it (5 s drops sockets in a connect burst)."""
     kind, _, workers = kind.partition(" x")
     if kind == "daphne":
-        return ["manage.py", "serve"]
-    if kind == "uvicorn":
         return [
-            "-m", "uvicorn", "shop.asgi:application", *address, "--lifespan", "on",
-            "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning",
-            "--workers", workers or "1",
+            "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+            "--websocket_connect_timeout", "60", "shop.asgi:application",
         ]  # fmt: skip
+    if kind == "uvicorn":
+        return ["manage.py", "serve", "--workers", workers or "1"]
     if kind == "gunicorn":
         return [
             "-m", "gunicorn", "bench.wsgi:application", "-b", f"127.0.0.1:{port}",

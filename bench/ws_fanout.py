@@ -61,7 +61,6 @@ async def run_layer(layer: str, args: argparse.Namespace) -> dict:
         "REDIS_URL": os.environ["REDIS_URL"],
         "REDIS_CHANNEL_LAYER": layer,
         "WATCH_INTERVAL": "3600",
-        "WS_CONNECT_TIMEOUT": "120",
     }
     if "REDIS_MAX_CONNECTIONS" in os.environ:
         env["REDIS_MAX_CONNECTIONS"] = os.environ["REDIS_MAX_CONNECTIONS"]

@@ -47,7 +47,6 @@ PORT = int(os.environ.get("PORT", "8000"))
 SITE_URL = os.environ.get("SITE_URL", f"http://{HOST}:{PORT}").rstrip("/")
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -102,8 +101,8 @@ DATABASES = {
 # On PostgreSQL each process draws its connections from a small pool. Without one, every database
 # read a socket makes opens a new connection (Django closes it after each call under ASGI, where
 # persistent connections are not safe): a burst of 2,000 connects opened 6,000 in a row and
-# outlasted daphne's handshake timeout. DATABASE_POOL_SIZE bounds each process's share of
-# PostgreSQL's max_connections.
+# outlasted the server's handshake timeout (daphne's 5 s, then). DATABASE_POOL_SIZE bounds each
+# process's share of PostgreSQL's max_connections.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
@@ -222,9 +221,15 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Warnings and errors of any library (a 500's traceback from django.request among them).
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "checkout": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "sandbox": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The server's start and stop, and its access log (`manage.py serve`).
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Instead of Django's default (console in DEBUG only, and mail to ADMINS, which are none).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
@@ -246,9 +251,11 @@ METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 # sockets one client address may hold open per server process (0: no limit).
 WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))
 WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "50"))
-WS_CONNECT_TIMEOUT = int(os.environ.get("WS_CONNECT_TIMEOUT", "60"))
-# Behind a reverse proxy: trust its X-Forwarded-For for the client address (`manage.py serve`).
+# Behind a reverse proxy: trust its X-Forwarded-For for the client address and X-Forwarded-Proto
+# for the scheme (`manage.py serve`), when the request comes from one of FORWARDED_ALLOW_IPS
+# (comma-separated addresses or networks, "*" for any).
 PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
+FORWARDED_ALLOW_IPS = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 if PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # A push is best effort; it never holds up the answer to the payment system for longer than this.

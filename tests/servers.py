@@ -1,7 +1,7 @@
 """Shop server processes for tests that need a real server: browser, multi-process, benchmarks.
 
 `ShopServer` starts the shop the way `make run` does (`manage.py migrate`, `seed_demo`, then
-`manage.py serve`: daphne plus the background loops) but on a free port and, unless told otherwise,
+`manage.py serve`: uvicorn plus the background loops) but on a free port and, unless told otherwise,
 on its own SQLite file, so tests never touch the developer's database or port 8000. It can be
 stopped (SIGTERM, then SIGKILL after a timeout) and started again on the same port and database,
 which is what restart tests need. Its output goes to a log file whose tail `ServerError` and
@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +57,8 @@ SHOP_ENV = frozenset(
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_PER_CLIENT",
         "PROXY_HEADERS",
+        "FORWARDED_ALLOW_IPS",
         "HTTPS",
-        "WS_CONNECT_TIMEOUT",
         "DATABASE_POOL_SIZE",
     }
 )
@@ -179,11 +179,12 @@ class ShopServer:
                 + self.log_tail()
             )
 
-    def start(self, *, prepare: bool | None = None) -> ShopServer:
+    def start(self, *, prepare: bool | None = None, request: bool = True) -> ShopServer:
         """Start serving and wait until it answers HTTP.
 
         `prepare` (migrate + seed_demo) defaults to the first start only: a restart keeps the port
-        and the database, like a redeploy of the same server.
+        and the database, like a redeploy of the same server. With `request=False` it only waits
+        until the port accepts connections, so no request reaches the application.
         """
         if self.running:
             raise ServerError(f"{self.name} is already running")
@@ -204,13 +205,14 @@ class ShopServer:
             )
         _live.add(self)
         try:
-            self.wait_ready()
+            self.wait_ready(self._answers if request else self._listens)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, ready: Callable[[], bool] | None = None) -> None:
+        ready = ready or self._answers
         deadline = time.monotonic() + self.ready_timeout
         while True:
             if self.process is None or self.process.poll() is not None:
@@ -218,7 +220,7 @@ class ShopServer:
                 raise ServerError(
                     f"{self.name} exited ({code}) before answering\n" + self.log_tail()
                 )
-            if self._answers():
+            if ready():
                 return
             if time.monotonic() > deadline:
                 raise ServerError(
@@ -226,6 +228,13 @@ class ShopServer:
                     + self.log_tail()
                 )
             time.sleep(0.1)
+
+    def _listens(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def _answers(self) -> bool:
         try:

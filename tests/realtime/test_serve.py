@@ -1,0 +1,116 @@
+"""`manage.py serve`, the server process `make run` and `deploy/run` start (uvicorn), for real.
+
+What the README promises of it: the background loops run from boot, a stop closes every socket with
+1012 so pages reconnect, X-Forwarded-* is trusted only with PROXY_HEADERS and only from
+FORWARDED_ALLOW_IPS, HTTPS redirects, and every request is on the access log.
+"""
+
+import asyncio
+import signal
+import time
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from checkout.models import Order, OrderStatus
+from tests.checkout import factories as f
+from tests.realtime.streams import next_status, open_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "test-serve-secret-key-0123456789-0123456789-0123456789",
+    "SANDBOX_API_KEY": "sk_test",
+    "SANDBOX_NOTIFY_SECRET": "whsec_test",
+    "ALLOWED_HOSTS": "127.0.0.1",
+}
+FAR = "203.0.113.7"  # a shopper's address, as a proxy reports it (TEST-NET-3, never contacted)
+
+
+async def test_the_background_loops_run_from_boot_before_any_request(shops):
+    """The embedded reconciler expires a lapsed order with no request ever made to the server."""
+    past = timezone.now() - timezone.timedelta(minutes=1)
+    lapsed = await sync_to_async(f.order)(
+        await sync_to_async(f.shopper_session)(),
+        status=OrderStatus.PENDING,
+        expires_at=past,
+        reconcile_after=past,
+    )
+    server = shops.new(
+        name="boot", database_url=shops.database_url, env={"RECONCILE_INTERVAL": "0.5"}
+    )
+    server.prepared = True
+    server.start(request=False)
+
+    deadline = time.monotonic() + 30
+    while (await Order.objects.aget(pk=lapsed.pk)).status != OrderStatus.EXPIRED:
+        assert time.monotonic() < deadline, server.log_tail()
+        await asyncio.sleep(0.2)
+    assert "Application startup complete" in server.log_text()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+async def test_a_stop_closes_every_socket_with_1012_and_the_server_exits_by_itself(shops, stop):
+    server = shops.start("stopping")
+    shopper = await sync_to_async(f.shopper_session)()
+    order = await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING)
+    streams = [await open_stream(server.url, order.biz, shopper.session_key) for _ in range(3)]
+    for stream in streams:
+        assert await next_status(stream) == "pending"
+
+    server.process.send_signal(stop)
+    exited = await sync_to_async(server.process.wait)(timeout=10)
+
+    for stream in streams:
+        await asyncio.wait_for(stream.wait_closed(), 5)
+        assert stream.close_code == 1012  # service restart: hx-ws reconnects
+    assert exited in (0, -stop), server.log_tail()  # uvicorn re-raises SIGTERM once it is done
+    assert "Traceback" not in server.log_text(), server.log_tail()
+    assert "Application shutdown complete" in server.log_text()
+
+
+async def test_behind_a_proxy_its_headers_give_the_client_and_the_scheme(shops):
+    server = shops.new(
+        name="proxied",
+        database_url=shops.database_url,
+        env={
+            **PRODUCTION,
+            "PROXY_HEADERS": "1",
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "METRICS_ALLOWED_ADDRS": "127.0.0.1,127.0.0.9",
+        },
+    )
+    server.prepared = True
+    server.start(request=False)  # every plain request is redirected to https
+    https = {"X-Forwarded-Proto": "https"}
+
+    async with httpx.AsyncClient(base_url=server.url) as proxy:
+        plain = await proxy.get("/healthz")
+        assert plain.status_code == 301
+        assert plain.headers["location"] == f"https://127.0.0.1:{server.port}/healthz"
+        secure = await proxy.get("/healthz", headers=https)
+        assert secure.status_code == 200 and "strict-transport-security" in secure.headers
+        assert (await proxy.get("/metrics", headers=https)).status_code == 200
+        # The client is the one the proxy names: not loopback, so not allowed to scrape.
+        forwarded = {**https, "X-Forwarded-For": FAR}
+        assert (await proxy.get("/metrics", headers=forwarded)).status_code == 403
+
+    # 127.0.0.9 is not in FORWARDED_ALLOW_IPS: its X-Forwarded-For is not believed.
+    untrusted = httpx.AsyncHTTPTransport(local_address="127.0.0.9")
+    async with httpx.AsyncClient(base_url=server.url, transport=untrusted) as stranger:
+        assert (await stranger.get("/metrics", headers=forwarded)).status_code == 200
+
+    log = server.log_text()
+    assert f'{FAR}:0 - "GET /metrics HTTP/1.1" 403' in log  # the access log names the real client
+    assert '"GET /healthz HTTP/1.1" 301' in log
+
+
+async def test_without_proxy_headers_a_forwarded_for_header_is_ignored(shops):
+    server = shops.start("direct", METRICS_ALLOWED_ADDRS="127.0.0.1")
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        answer = await client.get("/metrics", headers={"X-Forwarded-For": FAR})
+    assert answer.status_code == 200  # the peer, 127.0.0.1, not what it claims
+    assert "127.0.0.1:" in server.log_text() and '"GET /metrics HTTP/1.1" 200' in server.log_text()
