@@ -71,7 +71,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Shoppers have nothing to say on this stream: ignore it, and close on anything large.
 
-        `manage.py serve` makes daphne refuse such frames before they are buffered; this check
+        `manage.py serve` has uvicorn refuse such frames before they are buffered; this check
         keeps the cap under any other ASGI server too.
         """
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")

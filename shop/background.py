@@ -2,8 +2,8 @@
 
 The sandbox's notification deliveries run wherever the sandbox is mounted; the reconciler runs in
 the server only in the embedded mode (a scaled deployment runs `manage.py reconcile` instead).
-They start with the ASGI lifespan where the server speaks it (uvicorn), from `manage.py serve` for
-daphne, and otherwise on the first connection.
+They start with the ASGI lifespan where the server speaks it (uvicorn, so `manage.py serve`), and
+otherwise (daphne, in the benchmark) on the first connection.
 """
 
 import asyncio
