@@ -68,8 +68,10 @@ async def test_a_stop_closes_every_socket_with_1012_and_the_server_exits_by_itse
         await asyncio.wait_for(stream.wait_closed(), 5)
         assert stream.close_code == 1012  # service restart: hx-ws reconnects
     assert exited in (0, -stop), server.log_tail()  # uvicorn re-raises SIGTERM once it is done
-    assert "Traceback" not in server.log_text(), server.log_tail()
-    assert "Application shutdown complete" in server.log_text()
+    log = server.log_text()
+    assert "Traceback" not in log, server.log_tail()
+    assert "Application shutdown complete" in log
+    assert f'"WebSocket /ws/order/{order.biz}/" [accepted]' in log  # the access log
 
 
 async def test_behind_a_proxy_its_headers_give_the_client_and_the_scheme(shops):
@@ -109,8 +111,11 @@ async def test_behind_a_proxy_its_headers_give_the_client_and_the_scheme(shops):
 
 
 async def test_without_proxy_headers_a_forwarded_for_header_is_ignored(shops):
-    server = shops.start("direct", METRICS_ALLOWED_ADDRS="127.0.0.1")
+    server = shops.start("direct", **PRODUCTION, HTTPS="0", METRICS_ALLOWED_ADDRS="127.0.0.1")
     async with httpx.AsyncClient(base_url=server.url) as client:
         answer = await client.get("/metrics", headers={"X-Forwarded-For": FAR})
+        assert (await client.get("/no-such-page/")).status_code == 404
     assert answer.status_code == 200  # the peer, 127.0.0.1, not what it claims
+    # Django's own log lines reach the server's log with DEBUG off (a 500's traceback goes there).
+    assert "WARNING django.request Not Found: /no-such-page/" in server.log_text()
     assert "127.0.0.1:" in server.log_text() and '"GET /metrics HTTP/1.1" 200' in server.log_text()
