@@ -1,6 +1,6 @@
 """What an idle socket holds: tracemalloc in the server, before and after opening N sockets.
 
-    python -m bench.memory --server daphne --layer local --sockets 1000 [--top 30]
+    python -m bench.memory --server uvicorn --layer local --sockets 1000 [--top 30]
 
 Runs the shop (as the push benchmark does, `bench.servers.shop`) under tracemalloc, opens 20
 sockets to load the code paths, snapshots, opens N more, snapshots again, and prints the growth
@@ -90,7 +90,7 @@ def main() -> None:
         serve(sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="uvicorn")
     parser.add_argument("--layer", choices=["local", "inmemory", "redis"], default="local")
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--top", type=int, default=30)

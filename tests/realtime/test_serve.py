@@ -6,6 +6,7 @@ FORWARDED_ALLOW_IPS, HTTPS redirects, and every request is on the access log.
 """
 
 import asyncio
+import os
 import signal
 import time
 
@@ -119,3 +120,37 @@ async def test_without_proxy_headers_a_forwarded_for_header_is_ignored(shops):
     # Django's own log lines reach the server's log with DEBUG off (a 500's traceback goes there).
     assert "WARNING django.request Not Found: /no-such-page/" in server.log_text()
     assert "127.0.0.1:" in server.log_text() and '"GET /metrics HTTP/1.1" 200' in server.log_text()
+
+
+async def test_with_workers_each_process_serves_and_all_stop_on_sigterm(shops, shared_redis):
+    """`serve --workers 2`, as the benchmark's "uvicorn x2": processes on one port, via Redis."""
+    server = shops.new(
+        name="workers",
+        database_url=shops.database_url,
+        env={"REDIS_URL": shared_redis},
+        command=("manage.py", "serve", "--workers", "2"),
+    )
+    server.prepared = True
+    server.start()
+    shopper = await sync_to_async(f.shopper_session)()
+    order = await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING)
+    streams = [await open_stream(server.url, order.biz, shopper.session_key) for _ in range(6)]
+    for stream in streams:
+        assert await next_status(stream) == "pending"
+    group = server.process.pid  # its own session: the workers are in its process group
+
+    server.stop()
+
+    for stream in streams:
+        await asyncio.wait_for(stream.wait_closed(), 5)
+        assert stream.close_code == 1012
+    assert server.log_text().count("Application startup complete") == 2
+    assert "SIGKILL" not in server.log_text(), server.log_tail()  # it stopped by itself
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break  # no worker left behind
+        assert time.monotonic() < deadline, server.log_tail()
+        await asyncio.sleep(0.2)
