@@ -154,3 +154,15 @@ async def test_with_workers_each_process_serves_and_all_stop_on_sigterm(shops, s
             break  # no worker left behind
         assert time.monotonic() < deadline, server.log_tail()
         await asyncio.sleep(0.2)
+
+
+async def test_sockets_decline_compression_so_none_holds_a_zlib_state(shops):
+    server = shops.start("plain")
+    shopper = await sync_to_async(f.shopper_session)()
+    order = await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING)
+    stream = await open_stream(server.url, order.biz, shopper.session_key)  # offers deflate
+
+    assert "permessage-deflate" in stream.request.headers["Sec-WebSocket-Extensions"]
+    assert "Sec-WebSocket-Extensions" not in stream.response.headers
+    assert await next_status(stream) == "pending"
+    await stream.close()

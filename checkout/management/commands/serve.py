@@ -32,6 +32,10 @@ def uvicorn_config(*, workers: int = 1) -> uvicorn.Config:
         lifespan="on",  # a background loop that cannot start fails the boot
         # A frame or message over the cap is refused before it is buffered: closed with 1009.
         ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
+        # Decline the browsers' permessage-deflate, as daphne did: with it each socket keeps a
+        # zlib compressor and decompressor, 71 KiB per idle socket instead of 32, for panels of a
+        # few KiB (bench/profile_notes.md, "A browser's socket costs more").
+        ws_per_message_deflate=False,
         # uvicorn trusts X-Forwarded-* from 127.0.0.1 unless told not to; only behind a proxy.
         proxy_headers=settings.PROXY_HEADERS,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
