@@ -65,6 +65,8 @@ class Socket:
             headers={"Cookie": cookies(self.shopper.session_key), "Origin": base},
             heartbeat=None,
             autoping=True,
+            # Offered as browsers offer it: a server that accepts holds a zlib state per socket.
+            compress=15,
         )
         self.reader = asyncio.ensure_future(self._read())
         await self.wait_any()

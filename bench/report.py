@@ -555,7 +555,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "The smallest fleet: server RSS after its sockets opened minus RSS after the first 20 "
             "(which load the code paths), divided by the sockets opened in between. A larger "
             "fleet: RSS after it grew minus RSS after the previous size's bursts, divided by the "
-            "sockets added (so what the bursts allocated is not charged to idle sockets).",
+            "sockets added (so what the bursts allocated is not charged to idle sockets). Each "
+            "socket offers permessage-deflate, as browsers do; both servers decline it.",
             "",
             _table(
                 ["server", "layer", "sockets", "KiB per socket", "sockets refused"],
