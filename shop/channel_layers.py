@@ -24,6 +24,11 @@ class Mailbox:
 
     First in, first out, one item to each receiver; a receiver cancelled after it was woken passes
     its wake-up on, so no item waits while a receiver sleeps.
+
+    A waiter leaves `waiters` only when its receiver runs again: a receiver woken for an item that
+    is gone when it runs (another receiver took it, or the sweep expired it) waits here again, so
+    the layer must not drop this mailbox meanwhile for looking unused, or that receiver would wait
+    in it forever while new items went to a new one.
     """
 
     __slots__ = ("items", "waiters")
@@ -46,17 +51,16 @@ class Mailbox:
             try:
                 await waiter
             except BaseException:
-                if waiter in self.waiters:
-                    self.waiters.remove(waiter)
-                elif self.items:
+                self.waiters.remove(waiter)
+                if self.items and waiter.done() and not waiter.cancelled():
                     self._wake_one()  # it was woken for an item it will not take
                 raise
+            self.waiters.remove(waiter)
         return self.items.pop(0)
 
     def _wake_one(self) -> None:
-        while self.waiters:
-            waiter = self.waiters.pop(0)
-            if not waiter.done():
+        for waiter in self.waiters:
+            if not waiter.done():  # woken already, or cancelled: its receiver has yet to run
                 waiter.set_result(None)
                 return
 

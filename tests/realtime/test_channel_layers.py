@@ -2,6 +2,8 @@
 per channel instead of an asyncio.Queue."""
 
 import asyncio
+import time
+from unittest import mock
 
 import pytest
 from channels.exceptions import ChannelFull
@@ -36,6 +38,28 @@ async def test_a_cancelled_receiver_leaves_the_message_for_the_next() -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     assert await asyncio.wait_for(second, 1) == {"type": "m"}
+
+
+async def test_a_receiver_woken_for_a_message_another_took_gets_the_next() -> None:
+    layer = LocalChannelLayer()
+    first = asyncio.ensure_future(layer.receive("socket.a"))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(layer.receive("socket.a"))  # to run before first wakes
+    await layer.send("socket.a", {"type": "m", "n": 1})  # wakes first; second takes it
+    assert (await second)["n"] == 1
+    await layer.send("socket.a", {"type": "m", "n": 2})
+    assert (await asyncio.wait_for(first, 1))["n"] == 2
+
+
+async def test_a_receiver_woken_for_a_message_that_expired_gets_the_next() -> None:
+    layer = LocalChannelLayer(sweep_interval=0)
+    waiting = asyncio.ensure_future(layer.receive("socket.a"))
+    await asyncio.sleep(0)
+    await layer.send("socket.a", {"type": "m", "n": 1})  # wakes it
+    with mock.patch.object(time, "time", return_value=time.time() + layer.expiry + 1):
+        layer._clean_expired()  # and the message expires before it runs
+    await layer.send("socket.a", {"type": "m", "n": 2})
+    assert (await asyncio.wait_for(waiting, 1))["n"] == 2
 
 
 async def test_a_cancelled_receive_leaves_no_channel_behind() -> None:
