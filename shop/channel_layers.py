@@ -107,13 +107,20 @@ class LocalChannelLayer(InMemoryChannelLayer):
                 box.items.pop(0)
                 expired = True
             if expired:
-                self._remove_from_groups(
-                    channel
-                )  # Channels' rule: a dead channel leaves its groups
+                self._remove_from_groups(channel)  # Channels' rule: a dead channel leaves them
                 if not box.items and not box.waiters:
                     del self.channels[channel]
         timeout = int(wall) - self.group_expiry
-        for members in self.groups.values():
+        for group, members in list(self.groups.items()):
             for name, joined in list(members.items()):
                 if joined and joined < timeout:
                     del members[name]
+            if not members:
+                del self.groups[group]
+
+    def _remove_from_groups(self, channel: str) -> None:
+        # A group its last member left this way goes, as on group_discard: the stock layer keeps
+        # it, one empty dict per such order for as long as the process runs.
+        for group, members in list(self.groups.items()):
+            if members.pop(channel, None) is not None and not members:
+                del self.groups[group]

@@ -99,3 +99,17 @@ async def test_an_expired_message_is_dropped_and_its_channel_leaves_its_groups()
     layer._clean_expired()
     assert layer.channels == {}
     assert "socket.a" not in layer.groups.get("order-1", {})
+
+
+async def test_a_group_left_empty_by_expiry_is_forgotten() -> None:
+    layer = LocalChannelLayer(sweep_interval=0)
+    await layer.group_add("order-1", "socket.a")  # its socket is gone and never receives
+    await layer.group_add("order-2", "socket.b")  # nor this one, nor is it sent anything
+    await layer.group_send("order-1", {"type": "m"})
+    with mock.patch.object(time, "time", return_value=time.time() + layer.expiry + 1):
+        layer._clean_expired()
+    assert layer.channels == {}
+    assert list(layer.groups) == ["order-2"]
+    with mock.patch.object(time, "time", return_value=time.time() + layer.group_expiry + 1):
+        layer._clean_expired()
+    assert layer.groups == {}
