@@ -43,9 +43,15 @@ async def _channel_layer() -> None:
         channel = _probe_channels[layer]
         nonce = secrets.token_hex(8)
         await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
-        async with asyncio.timeout(CHANNEL_LAYER_TIMEOUT):
-            while (await layer.receive(channel)).get("nonce") != nonce:
-                pass  # the answer to an earlier probe that timed out
+        try:
+            async with asyncio.timeout(CHANNEL_LAYER_TIMEOUT):
+                while (await layer.receive(channel)).get("nonce") != nonce:
+                    pass  # the answer to an earlier probe that timed out
+        except BaseException:
+            # A cancelled receive makes the pub/sub layer unsubscribe and forget the channel: the
+            # next probe would send to nobody, time out in turn, and so would every one after.
+            del _probe_channels[layer]
+            raise
 
 
 @require_GET

@@ -100,6 +100,19 @@ async def test_healthz_probes_on_pub_sub_reuse_one_subscription(async_client, se
 
 
 @pytest.mark.django_db
+async def test_healthz_answers_again_after_a_probe_that_timed_out(
+    async_client, redis_channel_layer, monkeypatch
+):
+    from checkout.views import operators
+
+    monkeypatch.setattr(operators, "CHANNEL_LAYER_TIMEOUT", 0)
+    assert (await async_client.get("/healthz")).status_code == 503
+    monkeypatch.setattr(operators, "CHANNEL_LAYER_TIMEOUT", 2.0)
+    response = await async_client.get("/healthz")
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.django_db
 async def test_healthz_is_503_naming_the_channel_layer_when_it_does_not_answer(
     async_client, broken_channel_layer
 ):
