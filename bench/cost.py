@@ -1,9 +1,15 @@
-"""`python -m bench.cost [N]`: CPU time one notification costs the shop, measured in one process.
+"""`python -m bench.cost [N]`: CPU time a notification and a shopper's requests cost the shop,
+measured in one process.
 
 No server and no network, so the figure is steadier than a load test's on a shared machine:
   - request: N signed `payment.succeeded` notifications through the shop's ASGI application (the
     middleware, the view, the transaction that records and applies the result, the push), one
     after another, each for a different waiting order;
+  - page, poll, pay: a shopper's requests through the same application, each by a different
+    shopper with a saved session: the order page (a synchronous view), the bench's polled panel
+    (`bench.views.poll`, synchronous) and Pay (async, CSRF-checked) against an in-process
+    payment system (`httpx.MockTransport`, no cashier link so no QR code) that accepts every
+    payment;
   - connect: N status sockets opened (Channels' communicator), each checking its owner and
     sending the pending panel;
   - push: a push to each of them, the socket rendering and sending the paid panel.
@@ -11,9 +17,13 @@ CPU is the process's (every thread), divided by N. Needs DATABASE_URL (PostgreSQ
 """
 
 import asyncio
+import json
 import os
+import secrets
 import sys
 import time
+
+import httpx
 
 from bench.servers import base_env
 
@@ -25,9 +35,11 @@ django.setup()
 
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from bench import fixtures  # noqa: E402
 from bench.asgi_request import asgi_request  # noqa: E402
+from checkout.gateways import sandbox  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402
 from shop.asgi import application  # noqa: E402
@@ -50,6 +62,50 @@ async def requests(count: int) -> float:
         )
         assert status == 200, status
     return cpu_ms(started, count)
+
+
+def gateway_answer(request: httpx.Request) -> httpx.Response:
+    """The payment system's answer to a new payment: pending, for what was asked."""
+    asked = json.loads(request.content)
+    return httpx.Response(
+        201,
+        json={
+            "payment_id": "pay_" + secrets.token_hex(12),
+            "out_trade_no": asked["out_trade_no"],
+            "status": "pending",
+            "amount": asked["amount"],
+            "currency": asked["currency"],
+            "cashier_url": "",
+        },
+    )
+
+
+async def shopper_requests(count: int) -> dict[str, float]:
+    """CPU per order page, per poll and per Pay, each by its own shopper and order."""
+    sandbox._clients[asyncio.get_running_loop()] = httpx.AsyncClient(
+        base_url=settings.PAYMENT_GATEWAY_URL, transport=httpx.MockTransport(gateway_answer)
+    )
+    shoppers = await sync_to_async(fixtures.shoppers_create)(WARM + count)
+    token = secrets.token_hex(16)  # the CSRF cookie's secret, sent back in the header as htmx does
+    figures = {}
+    for name, method, path in (
+        ("page", "GET", "/orders/{}/"),
+        ("poll", "GET", "/bench/poll/{}/"),
+        ("pay", "POST", "/orders/{}/pay/"),
+    ):
+        for i, shopper in enumerate(shoppers):
+            if i == WARM:
+                started = time.process_time()
+            headers = {
+                "Cookie": f"sessionid={shopper.session_key}; csrftoken={token}",
+                "X-CSRFToken": token,
+                "HX-Request": "true",
+            }
+            url = path.format(shopper.orders[0])
+            status, _ = await asgi_request(application, method, url, headers=headers)
+            assert status == 200, (name, status)
+        figures[name] = cpu_ms(started, count)
+    return figures
 
 
 async def sockets_and_pushes(count: int) -> tuple[float, float]:
@@ -85,6 +141,8 @@ async def sockets_and_pushes(count: int) -> tuple[float, float]:
 
 async def main(count: int) -> None:
     print(f"request: {await requests(count):.2f} ms CPU per notification ({count})")
+    for name, ms in (await shopper_requests(count)).items():
+        print(f"{name}: {ms:.2f} ms CPU per shopper request ({count})")
     connect, push = await sockets_and_pushes(count)
     print(f"connect: {connect:.2f} ms CPU per socket opened ({count})")
     print(f"push: {push:.2f} ms CPU per push to one socket ({count})")

@@ -1,4 +1,5 @@
-"""`python -m bench.cost` keeps working: it measures a notification, a socket and a push."""
+"""`python -m bench.cost` keeps working: it measures a notification, a shopper's requests, a socket
+and a push."""
 
 import os
 import re
@@ -12,7 +13,7 @@ from tests.realtime.streams import postgres_url
 from tests.servers import ROOT
 
 
-def test_the_cost_tool_measures_a_request_a_socket_and_a_push(transactional_db):
+def test_the_cost_tool_measures_requests_a_socket_and_a_push(transactional_db):
     require(connection.vendor == "postgresql", "needs PostgreSQL")
     run = subprocess.run(
         [sys.executable, "-m", "bench.cost", "5"],
@@ -24,7 +25,7 @@ def test_the_cost_tool_measures_a_request_a_socket_and_a_push(transactional_db):
     )
     assert run.returncode == 0, run.stderr
     figures = re.findall(
-        r"^(request|connect|push): ([\d.]+) ms CPU per .* \(5\)$", run.stdout, re.M
+        r"^(request|page|poll|pay|connect|push): ([\d.]+) ms CPU per .* \(5\)$", run.stdout, re.M
     )
-    assert [name for name, _ in figures] == ["request", "connect", "push"]
+    assert [name for name, _ in figures] == ["request", "page", "poll", "pay", "connect", "push"]
     assert all(float(ms) > 0 for _, ms in figures)
