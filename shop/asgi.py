@@ -3,13 +3,19 @@
 import gc
 import os
 
+import django
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
+
+from shop.handlers import OneHopASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does first
+
 # The server serves its own static files (htmx, CSS) as runserver does, so `make run` needs nothing
 # else; behind a reverse proxy, the proxy serves `collectstatic`'s STATIC_ROOT first.
-django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
+# OneHopASGIHandler is Django's ASGIHandler, with a synchronous view's middleware run in one hop
+# to a worker thread instead of fifteen (shop/handlers.py).
+django_asgi_app = ASGIStaticFilesHandler(OneHopASGIHandler())
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

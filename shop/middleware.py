@@ -8,9 +8,9 @@ called straight from here instead, with its own decorators (method, CSRF exempti
 """
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
@@ -34,21 +34,29 @@ def machine_endpoint_at(path: str) -> bool:
 
 
 class MachineEndpointMiddleware:
-    """First in MIDDLEWARE: sends requests for machine endpoints to their view directly."""
+    """First in MIDDLEWARE: sends requests for machine endpoints to their view directly.
 
-    sync_capable = False
+    It also runs in the synchronous chain (shop/handlers.py, and Django's test client), where a
+    machine endpoint's async view is called through async_to_sync, so that in every chain such a
+    request meets none of the shoppers' middleware.
+    """
+
+    sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponse]]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        markcoroutinefunction(self)
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
 
-    async def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         try:
             match = resolve(request.path_info)
         except Resolver404:
-            return await self.get_response(request)
+            return self.get_response(request)
         if not getattr(match.func, "machine_endpoint", False):
-            return await self.get_response(request)
+            return self.get_response(request)
         request.resolver_match = match
-        return await match.func(request, *match.args, **match.kwargs)
+        view = match.func if self.async_mode else async_to_sync(match.func)
+        return view(request, *match.args, **match.kwargs)

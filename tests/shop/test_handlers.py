@@ -1,0 +1,305 @@
+"""The shop's ASGI handler (shop/handlers.py): a synchronous view's middleware in one thread hop,
+an async view's on the event loop, and the middleware doing its work either way.
+
+Django's test clients do not use the ASGI handler, so these requests go through
+`shop.asgi.application`, as a server's would.
+"""
+
+import asyncio
+import re
+import sys
+import threading
+
+import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.contrib import messages
+from django.core.signals import got_request_exception, request_finished, request_started
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import include, path
+from django.utils.deprecation import MiddlewareMixin
+from django.views.decorators.csrf import csrf_exempt
+
+from checkout.models import Order, OrderStatus
+from shop.asgi import django_asgi_app
+from shop.gate import Gate
+from tests import fake_http
+from tests.checkout import factories as f
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+seen_threads: dict[str, int] = {}
+
+
+@csrf_exempt
+def message_add(request):
+    messages.info(request, "Kept for the next page.")
+    return redirect("/t/messages/")
+
+
+def message_list(request):
+    return HttpResponse(" | ".join(str(m) for m in messages.get_messages(request)))
+
+
+def boom(request):
+    raise RuntimeError("the view crashed")
+
+
+def stream(request):
+    return StreamingHttpResponse(f"part {n};" for n in range(3))
+
+
+def where(request):
+    seen_threads["view"] = threading.get_ident()
+    return HttpResponse("here")
+
+
+urlpatterns = [
+    path("t/message/", message_add),
+    path("t/messages/", message_list),
+    path("t/boom/", boom),
+    path("t/stream/", stream),
+    path("t/where/", where),
+    path("", include("shop.urls")),
+]
+
+
+@pytest.fixture
+def test_urls(settings):
+    settings.ROOT_URLCONF = __name__
+
+
+async def call(
+    method: str, url: str, *, cookies: str = "", body: bytes = b"", headers=(), app=None
+):
+    """One request through the ASGI application; (status, headers as a dict of lists, body)."""
+    sent = [(b"host", b"localhost"), *headers]
+    if cookies:
+        sent.append((b"cookie", cookies.encode()))
+    if body:
+        sent.append((b"content-type", b"application/x-www-form-urlencoded"))
+    scope = {"type": "http", "http_version": "1.1", "method": method, "path": url}
+    scope |= {"query_string": b"", "headers": sent}
+    communicator = ApplicationCommunicator(app or django_asgi_app, scope)
+    await communicator.send_input({"type": "http.request", "body": body})
+    start = await communicator.receive_output(10)
+    assert start["type"] == "http.response.start"
+    content = b""
+    while True:
+        message = await communicator.receive_output(10)
+        content += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    await communicator.wait(timeout=10)  # the request finished too (response.close())
+    got: dict[str, list[str]] = {}
+    for name, value in start["headers"]:
+        got.setdefault(name.decode().lower(), []).append(value.decode())
+    return start["status"], got, content.decode()
+
+
+def cookies_of(headers: dict[str, list[str]]) -> dict[str, str]:
+    pairs = (c.split(";", 1)[0].split("=", 1) for c in headers.get("set-cookie", []))
+    return dict(pairs)
+
+
+def as_header(cookies: dict[str, str]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+
+async def buy() -> tuple[dict[str, str], Order]:
+    """The catalogue's buy form, as a browser posts it: a session and an order it owns."""
+    await sync_to_async(f.product)()
+    status, headers, page = await call("GET", "/")
+    assert status == 200
+    cookies = cookies_of(headers)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    status, headers, _ = await call(
+        "POST",
+        "/orders/",
+        cookies=as_header(cookies),
+        body=f"product=tea&csrfmiddlewaretoken={token}".encode(),
+    )
+    assert status == 302, status
+    cookies |= cookies_of(headers)
+    return cookies, await Order.objects.aget()
+
+
+def hops_counted(monkeypatch) -> list[str]:
+    """The names of the functions sent to a worker thread from now on."""
+    hops: list[str] = []
+    original = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    return hops
+
+
+async def test_the_session_persists_and_only_its_owner_sees_the_order():
+    cookies, order = await buy()
+    assert "sessionid" in cookies
+    status, _, page = await call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies))
+    assert status == 200 and 'data-status="unpaid"' in page
+    status, _, _ = await call("GET", f"/orders/{order.biz}/")
+    assert status == 404
+
+
+async def test_a_synchronous_views_middleware_takes_one_hop(monkeypatch):
+    cookies, order = await buy()
+    hops = hops_counted(monkeypatch)
+    status, _, _ = await call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies))
+    assert status == 200
+    # request_started's receivers, the middleware with the view, response.close(): Django's async
+    # chain made fifteen more, one per middleware hook.
+    assert len(hops) == 3, hops
+
+
+async def test_a_forged_post_is_refused_by_csrf():
+    cookies, order = await buy()
+    status, _, _ = await call(
+        "POST", "/orders/", cookies=as_header(cookies), body=b"product=tea&csrfmiddlewaretoken=x"
+    )
+    assert status == 403
+    status, _, _ = await call("POST", f"/orders/{order.biz}/pay/", cookies=as_header(cookies))
+    assert status == 403  # Pay (an async view, the async chain) checks it too
+    assert await Order.objects.acount() == 1
+
+
+async def test_the_page_speaks_the_shoppers_language():
+    cookies, order = await buy()
+    for sent, expected, language in (
+        ([(b"accept-language", b"zh-CN,zh;q=0.9")], "等待", "zh-hans"),
+        ([(b"accept-language", b"en")], "Waiting", "en"),
+    ):
+        await Order.objects.filter(pk=order.pk).aupdate(status=OrderStatus.PENDING)
+        status, headers, page = await call(
+            "GET", f"/orders/{order.biz}/", cookies=as_header(cookies), headers=sent
+        )
+        assert status == 200 and expected in page
+        assert headers["content-language"] == [language]
+        assert headers["x-frame-options"] == ["DENY"]  # clickjacking middleware, on the way out
+
+
+async def test_a_message_survives_to_the_next_page(test_urls):
+    status, headers, _ = await call("POST", "/t/message/")
+    assert status == 302
+    status, _, body = await call("GET", "/t/messages/", cookies=as_header(cookies_of(headers)))
+    assert status == 200 and body == "Kept for the next page."
+
+
+async def test_an_exception_gives_the_500_page_and_the_signal(test_urls):
+    caught = []
+
+    def receiver(sender, request, **kwargs):
+        caught.append(request.path)
+
+    got_request_exception.connect(receiver)
+    try:
+        status, _, body = await call("GET", "/t/boom/")
+    finally:
+        got_request_exception.disconnect(receiver)
+    assert status == 500 and "Server Error (500)" in body
+    assert caught == ["/t/boom/"]
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_a_streaming_response_streams(test_urls):
+    status, _, body = await call("GET", "/t/stream/")
+    assert status == 200 and body == "part 0;part 1;part 2;"
+
+
+async def test_the_request_signals_run_in_the_views_thread(test_urls):
+    """close_old_connections runs on request_started and request_finished: in the thread that
+    holds the request's database connection, or it closes another one."""
+
+    def started(**kwargs):
+        seen_threads["started"] = threading.get_ident()
+
+    def finished(**kwargs):
+        seen_threads["finished"] = threading.get_ident()
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        status, _, _ = await call("GET", "/t/where/")
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert status == 200
+    assert seen_threads["started"] == seen_threads["view"] == seen_threads["finished"]
+    assert seen_threads["view"] != threading.get_ident()  # a worker, not the event loop
+
+
+def threads_inside_middleware() -> list[int]:
+    code = MiddlewareMixin.__call__.__code__
+    inside = []
+    for ident, frame in sys._current_frames().items():
+        while frame is not None:
+            if frame.f_code is code:
+                inside.append(ident)
+                break
+            frame = frame.f_back
+    return inside
+
+
+async def test_pay_holds_no_thread_while_it_waits_for_the_payment_system(settings):
+    """Pay is an async view: it keeps Django's async chain, so while it awaits the payment system
+    no worker thread sits inside the middleware (as one would under the synchronous chain)."""
+    cookies, order = await buy()
+    arrived, release = threading.Event(), threading.Event()
+    body = (
+        '{"payment_id": "pay_%s", "out_trade_no": "%s", "status": "pending", "amount": %d,'
+        ' "currency": "CNY", "cashier_url": ""}' % ("0" * 24, order.biz, order.amount)
+    ).encode()
+    with fake_http.answering(201, body, arrived=arrived, release=release) as url:
+        settings.PAYMENT_GATEWAY_URL = url
+        pay = asyncio.ensure_future(
+            call(
+                "POST",
+                f"/orders/{order.biz}/pay/",
+                cookies=as_header(cookies),
+                headers=[(b"x-csrftoken", cookies["csrftoken"].encode())],
+            )
+        )
+        assert await asyncio.to_thread(arrived.wait, 10)
+        inside = threads_inside_middleware()
+        release.set()
+        status, _, panel = await pay
+    assert status == 200 and 'data-status="pending"' in panel
+    assert inside == []
+
+
+async def test_the_gate_counts_both_kinds_of_request(settings):
+    """With one place, a page waits while Pay is inside, and each gives its place back."""
+    cookies, order = await buy()
+    gate = Gate(django_asgi_app, limit=1)
+    arrived, release = threading.Event(), threading.Event()
+    body = (
+        '{"payment_id": "pay_%s", "out_trade_no": "%s", "status": "pending", "amount": %d,'
+        ' "currency": "CNY", "cashier_url": ""}' % ("1" * 24, order.biz, order.amount)
+    ).encode()
+    with fake_http.answering(201, body, arrived=arrived, release=release) as url:
+        settings.PAYMENT_GATEWAY_URL = url
+        pay = asyncio.ensure_future(
+            call(
+                "POST",
+                f"/orders/{order.biz}/pay/",
+                cookies=as_header(cookies),
+                headers=[(b"x-csrftoken", cookies["csrftoken"].encode())],
+                app=gate,
+            )
+        )
+        assert await asyncio.to_thread(arrived.wait, 10)
+        page = asyncio.ensure_future(
+            call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies), app=gate)
+        )
+        await asyncio.sleep(0.2)
+        assert not page.done()  # waiting for Pay's place
+        release.set()
+        assert (await pay)[0] == 200
+        status, _, html = await page
+    assert status == 200 and 'data-status="pending"' in html
+    assert not gate.semaphore.locked()
