@@ -183,6 +183,26 @@ async def test_the_page_speaks_the_shoppers_language():
         assert headers["x-frame-options"] == ["DENY"]  # clickjacking middleware, on the way out
 
 
+async def test_the_language_switch_is_kept_for_the_next_page():
+    cookies, order = await buy()
+    await Order.objects.filter(pk=order.pk).aupdate(status=OrderStatus.PENDING)
+    status, headers, _ = await call(
+        "POST",
+        "/i18n/setlang/",
+        cookies=as_header(cookies),
+        body=f"language=zh-hans&next=/&csrfmiddlewaretoken={cookies['csrftoken']}".encode(),
+    )
+    assert status == 302 and cookies_of(headers)["django_language"] == "zh-hans"
+    cookies |= cookies_of(headers)
+    status, _, page = await call(
+        "GET",
+        f"/orders/{order.biz}/",
+        cookies=as_header(cookies),
+        headers=[(b"accept-language", b"en")],
+    )
+    assert status == 200 and "等待" in page
+
+
 async def test_a_message_survives_to_the_next_page(test_urls):
     status, headers, _ = await call("POST", "/t/message/")
     assert status == 302
