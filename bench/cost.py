@@ -12,7 +12,8 @@ No server and no network, so the figure is steadier than a load test's on a shar
     payment;
   - connect: N status sockets opened (Channels' communicator), each checking its owner and
     sending the pending panel;
-  - push: a push to each of them, the socket rendering and sending the paid panel.
+  - push: a push to each of them (the paid order's state, as a result's transaction leaves it),
+    the socket rendering and sending the paid panel.
 CPU is the process's (every thread), divided by N. Needs DATABASE_URL (PostgreSQL).
 """
 
@@ -36,15 +37,24 @@ django.setup()
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db.models import F  # noqa: E402
 
 from bench import fixtures  # noqa: E402
 from bench.asgi_request import asgi_request  # noqa: E402
 from checkout.gateways import sandbox  # noqa: E402
 from checkout.models import Order  # noqa: E402
+from checkout.panels import PanelState, panel_state  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402
 from shop.asgi import application  # noqa: E402
 
 WARM = 20
+
+
+def paid_states(bizs: list[str]) -> dict[str, PanelState]:
+    """Mark the orders paid, as a result would (one version more); their states, as pushed."""
+    Order.objects.filter(biz__in=bizs).update(status="paid", version=F("version") + 1)
+    orders = Order.objects.select_related("product", "payment").filter(biz__in=bizs)
+    return {order.biz: panel_state(order) for order in orders}
 
 
 def cpu_ms(started: float, count: int) -> float:
@@ -127,11 +137,10 @@ async def sockets_and_pushes(count: int) -> tuple[float, float]:
         await socket.receive_from()  # the pending panel
         sockets.append((shopper.orders[0], socket))
     connect = cpu_ms(started, count)
-    bizs = [biz for biz, _ in sockets]
-    await sync_to_async(Order.objects.filter(biz__in=bizs).update)(status="paid")
+    states = await sync_to_async(paid_states)([biz for biz, _ in sockets])
     started = time.process_time()
     for biz, socket in sockets:
-        await push_order_changed(biz)
+        await push_order_changed(states[biz])
         assert 'data-status="paid"' in await socket.receive_from()
     push = cpu_ms(started, count)
     for _, socket in sockets:

@@ -4,13 +4,18 @@ Only the order's owner may subscribe. The socket joins the order's group first a
 current panel, so a result that arrived before the socket opened (or while it reconnected) is shown.
 Whatever the browser sends is ignored, never relayed, and a message over WS_MAX_MESSAGE_BYTES
 closes the socket (1009). One client may hold only WS_MAX_PER_CLIENT sockets (`checkout.clients`).
-Pushes are at-most-once, so every socket is also on the process's watchlist (`checkout.watch`),
-which catches up what a push lost.
+
+A push carries the order's new state (`checkout.push`): the socket renders it in its own language,
+in the event loop, with no query. Its first panel, and what the watchlist catches up, are read from
+the database. Every panel shown records its state's version, and a state older than that is never
+shown, however the messages and reads race. Pushes are at-most-once, so every socket is also on the
+process's watchlist (`checkout.watch`), which catches up what a push lost.
 """
 
 import hashlib
 import time
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -18,7 +23,7 @@ from django.conf import settings
 from checkout.clients import client_of, slots
 from checkout.languages import language_of_scope
 from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
-from checkout.panels import panel_render
+from checkout.panels import PanelState, panel_order, panel_render, panel_state
 from checkout.push import order_group
 from checkout.selectors import order_for_owner, order_with_payment
 from checkout.shoppers import shopper_of
@@ -31,9 +36,23 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     biz: str
     group: str | None = None
     shown_digest: bytes | None = None  # of the last panel sent, not the panel (it can be 3 KB)
+    shown_version = -1  # of the last state shown: an older one is never shown
     sent_status: str | None = None
     language: str | None = None
     client: str | None = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch without its trip to a database thread before every message.
+
+        Channels 4.3 runs `close_old_connections` there for each push, connect and frame, on the
+        one thread all sockets' database work shares. This consumer queries only inside
+        `database_sync_to_async`, which closes old connections around each call itself, so a push,
+        which needs no query, needs no thread either.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.biz = self.scope["url_route"]["kwargs"]["biz"]
@@ -47,7 +66,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         try:
             # Joined before the order is read: a result applied after the read is pushed here.
             await self.channel_layer.group_add(group, self.channel_name)
-            shown = await self._owner_panel()
+            shown = await self._owner_state()
         finally:
             if shown is None:  # not the owner, or the handshake failed: leave, give the slot back
                 self._give_back_slot()
@@ -58,7 +77,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         self.group = group
         await self.accept()
         OPEN_SOCKETS.inc()
-        await self._show(*shown)
+        await self._show(shown)
         watchlist.add(self)
 
     async def disconnect(self, code: int) -> None:
@@ -79,15 +98,21 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             await self.close(code=MESSAGE_TOO_BIG)
 
     async def order_changed(self, event: dict) -> None:
-        if await self.send_panel() and "applied_at" in event:  # a new panel went out
+        """A push: the committed state, rendered here and now."""
+        if await self._show(event["order"]) and "applied_at" in event:  # a new panel went out
             RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
     async def send_panel(self) -> bool:
-        return await self._show(*await self._render())
+        """The watchlist's catch-up: the order as the database has it now."""
+        return await self._show(await self._read())
 
-    async def _show(self, status: str, html: str) -> bool:
-        """Send the panel unless this socket showed that one last; return whether it was sent."""
-        self.sent_status = status
+    async def _show(self, state: PanelState) -> bool:
+        """Send the state's panel unless this socket showed a newer state, or this very panel, last;
+        return whether it was sent."""
+        if state["version"] < self.shown_version:
+            return False
+        self.shown_version, self.sent_status = state["version"], state["status"]
+        html = panel_render(panel_order(state), language=self.language)
         digest = hashlib.blake2b(html.encode(), digest_size=16).digest()
         if digest == self.shown_digest:
             return False
@@ -101,19 +126,16 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             self.client = None
 
     @database_sync_to_async
-    def _owner_panel(self) -> tuple[str, str] | None:
-        """The order's status and panel if this socket's session owns it; None for anyone else.
+    def _owner_state(self) -> PanelState | None:
+        """The order's state if this socket's session owns it; None for anyone else.
 
         One trip to a database thread for the handshake. The session is read here only, and
         dropped: the socket outlives its handshake by minutes.
         """
         owner = shopper_of(self.scope.pop("session", None))
         order = order_for_owner(biz=self.biz, owner=owner)
-        if order is None:
-            return None
-        return order.status, panel_render(order, language=self.language)
+        return None if order is None else panel_state(order)
 
     @database_sync_to_async
-    def _render(self) -> tuple[str, str]:
-        order = order_with_payment(biz=self.biz)
-        return order.status, panel_render(order, language=self.language)
+    def _read(self) -> PanelState:
+        return panel_state(order_with_payment(biz=self.biz))

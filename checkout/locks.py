@@ -10,8 +10,14 @@ from checkout.models import Order, OrderStatus, PaymentStatus
 
 
 def order_for_update(biz: str) -> Order:
-    """The order, locked until the transaction ends. Raises Order.DoesNotExist."""
-    return Order.objects.select_for_update().get(biz=biz)
+    """The order, locked until the transaction ends, with its product. Raises Order.DoesNotExist.
+
+    The product comes in the same query (the push carries its name) and is not locked. Joining the
+    payment here would be wrong: PostgreSQL reads joined rows from the statement's snapshot, taken
+    before the lock is granted, so a payment created by the lock's previous holder would be missed
+    (bench/profile_notes.md). A product is never created under an order's lock.
+    """
+    return Order.objects.select_for_update(of=("self",)).select_related("product").get(biz=biz)
 
 
 def orders_due_for_reconcile(now, limit: int) -> QuerySet[Order]:

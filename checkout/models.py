@@ -49,12 +49,24 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     # When the reconciler should next look at this order (active query, expiry).
     reconcile_after = models.DateTimeField(db_index=True)
+    # One more with every change its shopper is told of (`save_change`): a socket that receives
+    # pushes out of order shows none older than the last it showed (`checkout.consumers`).
+    version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return self.biz
+
+    def save_change(self, *fields: str) -> None:
+        """Save `fields` as the order's next version; only under its row lock (`checkout.locks`).
+
+        A counter, not `updated_at`: the row lock orders the changes, whereas two processes'
+        clocks (or one clock's step back) need not agree with it.
+        """
+        self.version += 1
+        self.save(update_fields=[*fields, "version", "updated_at"])
 
     @property
     def payment_or_none(self) -> "Payment | None":

@@ -4,17 +4,22 @@ designers' gallery.
 Each status has its template, `templates/checkout/panels/<status>.html`, whose root element is
 `<div id="payment-status" data-status="...">`, so the first render and every update are the same
 markup.
+
+A socket renders from a `PanelState`: what a panel shows of an order, in primitives, so that a push
+can carry it over any channel layer (msgpack on Redis) and the socket renders it without a query.
+`panel_state` takes it from an order, `panel_order` turns it back into one `panel_render` renders.
 """
 
 from contextlib import nullcontext
 from functools import lru_cache, partial
+from typing import TypedDict
 
 import segno
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 
-from checkout.models import Order
+from checkout.models import Order, Payment, Product
 
 
 def panel_template(status: str) -> str:
@@ -53,3 +58,44 @@ def panel_render(order: Order, *, error: str = "", language: str | None = None) 
     else in the active one."""
     with translation.override(language) if language else nullcontext():
         return render_to_string(panel_template(order.status), panel_context(order, error=error))
+
+
+class PanelState(TypedDict):
+    biz: str
+    version: int  # Order.version: a socket shows no state older than the last it showed
+    status: str
+    amount: int
+    currency: str
+    product: str  # the product's name
+    cashier_url: str | None  # the payment's; None while the order has no payment
+
+
+def panel_state(order: Order) -> PanelState:
+    """What the panels show of `order`; give it the order with its product and payment loaded, or
+    call it where a query may run."""
+    payment = order.payment_or_none
+    return {
+        "biz": order.biz,
+        "version": order.version,
+        "status": order.status,
+        "amount": order.amount,
+        "currency": order.currency,
+        "product": order.product.name,
+        "cashier_url": payment.cashier_url if payment else None,
+    }
+
+
+def panel_order(state: PanelState) -> Order:
+    """An unsaved order that renders as the one `state` was taken from, with no query."""
+    order = Order(
+        biz=state["biz"],
+        version=state["version"],
+        status=state["status"],
+        amount=state["amount"],
+        currency=state["currency"],
+        product=Product(name=state["product"]),
+    )
+    if state["cashier_url"] is not None:
+        # Assigning the order caches the payment on it; an unsaved order without one reads none.
+        Payment(order=order, cashier_url=state["cashier_url"])
+    return order

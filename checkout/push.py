@@ -1,8 +1,10 @@
-"""Telling the shopper: announce that an order changed to the sockets watching it.
+"""Telling the shopper: announce an order's new state to the sockets watching it.
 
-The message carries no state, only when it was sent (for the result-to-push latency metric). Each
-socket reads the order from the database and renders its own panel, so the truth stays in the
-database and a message can never show something stale.
+The message carries the order's state as the committing transaction left it (`PanelState`:
+primitives, for msgpack on Redis), and when it was sent (for the result-to-push latency metric).
+Each socket renders its own panel from it, in its own language, with no query and no thread hop.
+Messages from two processes, or a push racing a socket's first read, may arrive out of order: the
+state's version (`Order.version`) lets a socket ignore anything older than what it showed.
 """
 
 import asyncio
@@ -12,6 +14,8 @@ import time
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from checkout.panels import PanelState
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,17 +23,18 @@ def order_group(biz: str) -> str:
     return f"order_{biz}"
 
 
-async def push_order_changed(biz: str) -> None:
+async def push_order_changed(state: PanelState) -> None:
     """Best effort: a lost message is caught up by the watchlist (`checkout.watch`).
 
-    Bounded by PUSH_TIMEOUT, because a Redis that hangs rather than refuses (a stopped process, a
-    full network buffer) would otherwise hold the payment system's request past its 5 s limit.
+    Call it once the change is committed, with the state that change left (`panel_state`). Bounded
+    by PUSH_TIMEOUT, because a Redis that hangs rather than refuses (a stopped process, a full
+    network buffer) would otherwise hold the payment system's request past its 5 s limit.
     """
     layer = get_channel_layer()
     try:
         # Sent right after the result is committed, so applied_at is when the result was applied.
-        message = {"type": "order.changed", "applied_at": time.time()}
+        message = {"type": "order.changed", "applied_at": time.time(), "order": state}
         async with asyncio.timeout(settings.PUSH_TIMEOUT):
-            await layer.group_send(order_group(biz), message)
+            await layer.group_send(order_group(state["biz"]), message)
     except Exception as error:  # TimeoutError included: the result is committed either way
-        logger.warning("push failed biz=%s error=%r", biz, error)
+        logger.warning("push failed biz=%s error=%r", state["biz"], error)

@@ -14,6 +14,7 @@ from checkout import locks, states
 from checkout.gateways import get_gateway
 from checkout.gateways.base import GatewayError, GatewayPayment, PaymentRequest
 from checkout.models import Order, OrderStatus, Payment
+from checkout.panels import panel_state
 from checkout.push import push_order_changed
 
 logger = logging.getLogger(__name__)
@@ -57,14 +58,14 @@ async def payment_start(*, order: Order) -> Order:
         )
     order, changed = await sync_to_async(payment_record)(payment=payment)
     if changed:
-        await push_order_changed(order.biz)
+        await push_order_changed(panel_state(order))  # the locked order: no query
     return order
 
 
 def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
     """Remember the started payment and mark the order pending, unless a result came first.
 
-    Returns the order as locked, with its payment attached, and whether it changed."""
+    Returns the order as locked, with its product and payment attached, and whether it changed."""
     with transaction.atomic():
         order = locks.order_for_update(payment.biz)
         row, created = Payment.objects.get_or_create(
@@ -87,7 +88,7 @@ def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
                 timezone.now() + timedelta(seconds=settings.RECONCILE_QUERY_AFTER),
                 order.expires_at,
             )
-            order.save(update_fields=["status", "reconcile_after", "updated_at"])
+            order.save_change("status", "reconcile_after")
     # The caller (the Pay answer) renders this order with its payment: no second read for it.
     order.payment = row
     return order, changed

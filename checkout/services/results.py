@@ -13,6 +13,7 @@ from django.utils import timezone
 from checkout import locks, states
 from checkout.gateways.base import GatewayPayment
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
+from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
 
 
@@ -21,6 +22,7 @@ class Applied:
     biz: str
     changed: bool
     outcome: str  # the order's new status, or why nothing changed
+    state: PanelState | None = None  # when changed: what the shopper's panel shows now
 
 
 def result_apply(
@@ -56,8 +58,8 @@ async def result_receive(
 ) -> Applied:
     """Apply a result, then, once it is committed, tell the shopper's page."""
     applied = await sync_to_async(result_apply)(biz=biz, payment=payment, notification=notification)
-    if applied.changed:
-        await push_order_changed(biz)
+    if applied.state is not None:
+        await push_order_changed(applied.state)
     return applied
 
 
@@ -79,8 +81,8 @@ def _apply_locked(order: Order, payment: GatewayPayment | None) -> Applied:
             _flag(order, Flag.Kind.PAID_AFTER_FAILURE, "success reported after a failure")
         order.paid_at = (payment.paid_at if payment else None) or timezone.now()
     order.status = new_status
-    order.save(update_fields=["status", "paid_at", "updated_at"])
-    return Applied(order.biz, True, new_status)
+    order.save_change("status", "paid_at")
+    return Applied(order.biz, True, new_status, panel_state(order))
 
 
 def _payment_mirror(order: Order, payment: GatewayPayment) -> str:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from checkout.models import Notification, Order, OrderStatus, Payment
+from checkout.panels import PanelState
 from checkout.services import results
 from tests import fake_http
 from tests.checkout import factories as f
@@ -21,9 +22,9 @@ def pushes(monkeypatch) -> list[str]:
     announced: list[str] = []
     lock = threading.Lock()
 
-    async def record(biz: str) -> None:
+    async def record(state: PanelState) -> None:
         with lock:
-            announced.append(biz)
+            announced.append(state["biz"])
 
     monkeypatch.setattr(results, "push_order_changed", record)
     return announced

@@ -1,11 +1,16 @@
 """The status stream `ws/order/<biz>/`: owner only, current panel first, every change after."""
 
+from collections import Counter
+
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import transaction
 
+from checkout import locks
 from checkout.models import Order, OrderStatus
+from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
 from shop.asgi import application
 from tests.checkout import factories as f
@@ -28,7 +33,22 @@ async def make_order(**changes):
 
 
 async def set_status(order: Order, status: str) -> None:
+    """Change the status behind the shop's back: no new version, no push."""
     await Order.objects.filter(pk=order.pk).aupdate(status=status)
+
+
+def commit_status(order: Order, status: str) -> PanelState:
+    """Change the status as a result does, under the row lock, as the order's next version;
+    returns the state the change pushes."""
+    with transaction.atomic():
+        locked = locks.order_for_update(order.biz)
+        locked.status = status
+        locked.save_change("status")
+        return panel_state(locked)
+
+
+async def change(order: Order, status: str) -> PanelState:
+    return await sync_to_async(commit_status)(order, status)
 
 
 async def test_owner_gets_the_current_panel_on_connect():
@@ -55,8 +75,7 @@ async def test_each_change_is_pushed_as_the_new_panel():
     socket = connect(order.biz, session)
     await socket.connect()
     await socket.receive_from()
-    await set_status(order, OrderStatus.PAID)
-    await push_order_changed(order.biz)
+    await push_order_changed(await change(order, OrderStatus.PAID))
     assert 'data-status="paid"' in await socket.receive_from()
     await socket.disconnect()
 
@@ -66,8 +85,177 @@ async def test_an_announcement_without_a_change_sends_nothing():
     socket = connect(order.biz, session)
     await socket.connect()
     await socket.receive_from()
-    await push_order_changed(order.biz)
+    await push_order_changed(await sync_to_async(panel_state)(order))  # what the socket showed
     assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+@pytest.fixture
+def work_counted(monkeypatch) -> Counter:
+    """Counts every query, from any thread, and every trip to a worker thread (sync_to_async)."""
+    from asgiref.sync import SyncToAsync
+    from django.db.backends.utils import CursorWrapper
+
+    counts: Counter = Counter()
+
+    def counting(name: str, real):
+        def call(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(CursorWrapper, "execute", counting("queries", CursorWrapper.execute))
+    monkeypatch.setattr(
+        CursorWrapper, "executemany", counting("queries", CursorWrapper.executemany)
+    )
+    hop = SyncToAsync.__call__
+
+    async def hopping(self, *args, **kwargs):
+        counts["thread hops"] += 1
+        return await hop(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", hopping)
+    return counts
+
+
+async def test_a_push_is_rendered_with_no_query_and_no_thread_hop(work_counted):
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    paid = await change(order, OrderStatus.PAID)
+    before = Counter(work_counted)
+    await push_order_changed(paid)
+    assert 'data-status="paid"' in await socket.receive_from()
+    assert work_counted == before and before["queries"] > 0  # counted, and none by the push
+    await socket.disconnect()
+
+
+async def test_an_older_state_arriving_after_a_newer_one_is_not_shown():
+    """Two processes' pushes may cross: the Pay's pending arrives after the result's paid."""
+    session, order = await make_order()
+    socket = connect(order.biz, session)
+    await socket.connect()
+    assert 'data-status="unpaid"' in await socket.receive_from()
+    pending = await change(order, OrderStatus.PENDING)
+    paid = await change(order, OrderStatus.PAID)
+    await push_order_changed(paid)
+    assert 'data-status="paid"' in await socket.receive_from()
+    await push_order_changed(pending)
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+async def test_a_push_older_than_the_handshakes_read_is_not_shown():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    pending = await sync_to_async(panel_state)(order)  # a push still on its way...
+    await change(order, OrderStatus.PAID)  # ...when a result lands and the socket opens
+    socket = connect(order.biz, session)
+    await socket.connect()
+    assert 'data-status="paid"' in await socket.receive_from()
+    await push_order_changed(pending)
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+def racing_the_handshake(monkeypatch, before_read=None, after_read=None) -> None:
+    """Run `before_read` / `after_read` in the handshake's database thread, around its read of the
+    order: the socket has joined the group, and what they push is queued for it."""
+    from checkout import consumers
+
+    read = consumers.order_for_owner
+
+    def order_for_owner(**kwargs):
+        if before_read:
+            before_read()
+        found = read(**kwargs)
+        if after_read:
+            after_read()
+        return found
+
+    monkeypatch.setattr(consumers, "order_for_owner", order_for_owner)
+
+
+async def test_a_stale_push_queued_during_the_handshake_is_not_shown(monkeypatch):
+    session, order = await make_order(status=OrderStatus.PENDING)
+    stale = await sync_to_async(panel_state)(order)
+
+    def pay_then_late_push() -> None:
+        commit_status(order, OrderStatus.PAID)  # the handshake will read paid
+        async_to_sync(push_order_changed)(stale)  # and then hear of pending
+
+    racing_the_handshake(monkeypatch, before_read=pay_then_late_push)
+    socket = connect(order.biz, session)
+    assert (await socket.connect())[0]
+    assert 'data-status="paid"' in await socket.receive_from()
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+async def test_a_result_pushed_during_the_handshake_is_shown_after_it(monkeypatch):
+    session, order = await make_order(status=OrderStatus.PENDING)
+
+    def result_lands() -> None:
+        async_to_sync(push_order_changed)(commit_status(order, OrderStatus.PAID))
+
+    racing_the_handshake(monkeypatch, after_read=result_lands)  # the handshake read pending
+    socket = connect(order.biz, session)
+    assert (await socket.connect())[0]
+    assert 'data-status="pending"' in await socket.receive_from()
+    assert 'data-status="paid"' in await socket.receive_from()
+    await socket.disconnect()
+
+
+async def test_each_socket_renders_a_push_in_its_own_language():
+    session, order = await make_order(status=OrderStatus.PENDING)
+    english = connect(order.biz, session)
+    chinese = WebsocketCommunicator(
+        application,
+        f"/ws/order/{order.biz}/",
+        headers=[
+            (b"origin", b"http://127.0.0.1:8000"),
+            (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()),
+            (b"accept-language", b"zh-CN,zh;q=0.9"),
+        ],
+    )
+    for socket in (english, chinese):
+        await socket.connect()
+        await socket.receive_from()
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    assert "Paid. Thank you!" in await english.receive_from()
+    assert "付款成功" in await chinese.receive_from()
+    for socket in (english, chinese):
+        await socket.disconnect()
+
+
+async def test_the_pays_push_shows_the_qr_code_and_the_cashier_link(monkeypatch):
+    from checkout.gateways.base import GatewayPayment
+    from checkout.models import PaymentStatus
+    from checkout.selectors import order_with_payment
+    from checkout.services import payments
+
+    cashier = "https://pay.example/cashier/pay_1"
+
+    class Gateway:
+        async def start(self, request):
+            return GatewayPayment(
+                "pay_1",
+                request.biz,
+                PaymentStatus.PENDING,
+                request.amount,
+                request.currency,
+                cashier,
+            )
+
+    monkeypatch.setattr(payments, "get_gateway", Gateway)
+    session, order = await make_order()
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    await payments.payment_start(order=await sync_to_async(order_with_payment)(biz=order.biz))
+    html = await socket.receive_from()
+    assert 'data-status="pending"' in html and f'href="{cashier}"' in html and "<svg" in html
     await socket.disconnect()
 
 

@@ -218,8 +218,19 @@ async def test_a_change_is_pushed_to_the_orders_group_after_commit(async_client)
     )
     assert response.status_code == 200
     message = await layer.receive(channel)
-    # No state in the message: only its type and when the result was applied (for the metric).
-    assert set(message) == {"type", "applied_at"} and message["type"] == "order.changed"
+    # The order's state as committed, and when the result was applied (for the metric).
+    assert set(message) == {"type", "applied_at", "order"} and message["type"] == "order.changed"
+    paid = await Order.objects.select_related("product").aget(pk=order.pk)
+    assert paid.status == OrderStatus.PAID and paid.version == order.version + 1
+    assert message["order"] == {
+        "biz": order.biz,
+        "version": paid.version,
+        "status": "paid",
+        "amount": order.amount,
+        "currency": order.currency,
+        "product": paid.product.name,
+        "cashier_url": "",  # the payment the notification made known has no cashier link
+    }
     # A duplicate changes nothing, so nothing is pushed.
     await async_client.post(
         URL, data=body, content_type="application/json", headers=f.signed_headers(body)

@@ -26,6 +26,7 @@ from checkout import locks, reconcile
 from checkout.gateways.base import PaymentRequest
 from checkout.gateways.sandbox import SandboxGateway
 from checkout.models import Flag, Order, OrderStatus, Payment, PaymentStatus
+from checkout.panels import PanelState
 from checkout.push import order_group
 from checkout.services import results
 from checkout.services.payments import payment_record, payment_start
@@ -74,9 +75,9 @@ def pushes(monkeypatch) -> list[str]:
     announced: list[str] = []
     real = results.push_order_changed
 
-    async def record(biz: str) -> None:
-        announced.append(biz)
-        await real(biz)
+    async def record(state: PanelState) -> None:
+        announced.append(state["biz"])
+        await real(state)
 
     monkeypatch.setattr(results, "push_order_changed", record)
     return announced
