@@ -2,7 +2,8 @@
 
 Each server process keeps the sockets it serves in a watchlist, and every WATCH_INTERVAL seconds
 asks the database, in one query for all of them, which of their orders changed status since the
-socket last sent a panel. Those sockets re-render. A dropped push therefore shows within one
+socket last sent a panel. Those sockets read their order again and re-render (a state older than
+the one a socket showed is ignored, as a push's would be). A dropped push therefore shows within one
 interval, and the cost is one small query per process per interval, not one poll per page.
 """
 
