@@ -22,6 +22,21 @@ from bench.sizes import FULL, QUICK, Sizes
 from tests.servers import ROOT
 
 
+def database_create(database_url: str) -> None:
+    """Create the PostgreSQL database the URL names if it does not exist yet (the servers migrate
+    it), so that `make bench` runs on a machine where nobody made it by hand."""
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        return
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(make_conninfo(database_url, dbname="postgres"), autocommit=True) as db:
+        if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 class Bench:
     def __init__(self, *, sizes: Sizes, database_url: str, redis_url: str, tmp_dir: Path) -> None:
         self.sizes, self.database_url, self.redis_url = sizes, database_url, redis_url
@@ -306,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     tmp_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     database_url = args.database_url or f"sqlite:///{tmp_dir / 'bench.sqlite3'}"
+    database_create(database_url)
     bench = Bench(
         sizes=sizes,
         database_url=database_url,
