@@ -13,8 +13,8 @@ django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application doe
 
 # The server serves its own static files (htmx, CSS) as runserver does, so `make run` needs nothing
 # else; behind a reverse proxy, the proxy serves `collectstatic`'s STATIC_ROOT first.
-# OneHopASGIHandler is Django's ASGIHandler, with a synchronous view's middleware run in one hop
-# to a worker thread instead of fifteen (shop/handlers.py).
+# OneHopASGIHandler is Django's ASGIHandler, with a shopper's request run through the middleware
+# in one hop to a worker thread instead of fifteen (shop/handlers.py).
 django_asgi_app = ASGIStaticFilesHandler(OneHopASGIHandler())
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

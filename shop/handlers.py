@@ -1,34 +1,39 @@
-"""Django's ASGI handler, with a synchronous view's middleware run in one worker thread.
+"""Django's ASGI handler, with a shopper's request run through the middleware in one thread hop.
 
 Django builds its ASGI middleware chain for async views. Its own middleware (security, session,
 locale, common, CSRF, auth, messages, clickjacking) are `MiddlewareMixin`s that say they can run
 async, and so each of their hooks moves the request to the request's worker thread and back:
 fifteen hops for the shop's MIDDLEWARE (Django ticket #37177; bench/profile_notes.md, "One hop for
-a shopper's request"). A synchronous view gains nothing from that, as its own work runs in that
-same thread anyway. Here a request for a synchronous view makes one hop into that thread, where it
-goes through the chain Django builds for WSGI (the same middleware, in the same order, called
-directly) and its view, as under a WSGI server. A request for an async view (Pay, the
-notifications, healthz) keeps Django's async chain, so its awaits hold no thread.
+a shopper's request"). Here a shopper's request makes one hop into that thread, where it goes
+through the chain Django builds for WSGI (the same middleware, in the same order, called directly)
+and its view, as under a WSGI server. Requests for machine endpoints (`shop.middleware`: the
+payment system's notifications, the sandbox's API) keep Django's async chain: they skip the
+shoppers' middleware anyway, and their awaits hold no thread.
+
+A shopper's async view (Pay, and healthz, which is not marked) is called from that thread through
+`async_to_sync`, as Django's WSGI handler calls one: its awaits (the payment system, over httpx)
+still run on the event loop, which serves other requests meanwhile, while the request's thread
+waits for the view's answer. The request gate (shop/gate.py, HTTP_MAX_CONCURRENT) counts every
+shopper's request in flight, async view or not, so it bounds how many threads wait so.
+
+A browser that disconnects makes Django cancel the request, as on its async chain: asgiref passes
+the cancellation on to the view's await, and the thread leaves the middleware with the
+CancelledError (no response, as before). Pay stays consistent: either `payment_record` committed
+the payment to the order, or it did not run and the next Pay sends the same idempotency key, so the
+payment system answers with the payment it made (tests/shop/test_handlers.py).
 
 The thread is the one Django gives the request for its synchronous parts (the request_started and
-request_finished signals, the ORM), so connections and transactions are where they were. A view
-guessed wrongly (a middleware that sets `request.urlconf`, say) only costs speed: each chain calls
-either kind of view.
+request_finished signals, the ORM), so connections and transactions are where they were. A request
+routed otherwise than guessed here (a middleware that sets `request.urlconf`) is still served:
+`MachineEndpointMiddleware` runs in either chain.
 """
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, resolve
 
-
-def view_is_async(request: HttpRequest) -> bool:
-    """Whether the view at the request's path is async; False where there is none (the 404)."""
-    try:
-        return iscoroutinefunction(resolve(request.path_info).func)
-    except Resolver404:
-        return False
+from shop.middleware import machine_endpoint_at
 
 
 class OneHopASGIHandler(ASGIHandler):
@@ -38,7 +43,7 @@ class OneHopASGIHandler(ASGIHandler):
         self.sync_handler.load_middleware(is_async=False)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        if view_is_async(request):
+        if machine_endpoint_at(request.path_info):
             return await super().get_response_async(request)
         get_response = sync_to_async(self.sync_handler.get_response, thread_sensitive=True)
         return await get_response(request)

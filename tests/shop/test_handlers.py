@@ -1,5 +1,6 @@
-"""The shop's ASGI handler (shop/handlers.py): a synchronous view's middleware in one thread hop,
-an async view's on the event loop, and the middleware doing its work either way.
+"""The shop's ASGI handler (shop/handlers.py): a shopper's request through the middleware in one
+thread hop (an async view's awaits still on the event loop), the middleware doing its work, and a
+Pay whose browser left recorded consistently.
 
 Django's test clients do not use the ASGI handler, so these requests go through
 `shop.asgi.application`, as a server's would.
@@ -10,6 +11,7 @@ import re
 import sys
 import threading
 
+import httpx
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
@@ -21,7 +23,10 @@ from django.urls import include, path
 from django.utils.deprecation import MiddlewareMixin
 from django.views.decorators.csrf import csrf_exempt
 
-from checkout.models import Order, OrderStatus
+from checkout.gateways import sandbox as sandbox_gateway
+from checkout.models import Order, OrderStatus, Payment
+from checkout.services import payments
+from sandbox.models import Payment as SandboxPayment
 from shop.asgi import django_asgi_app
 from shop.gate import Gate
 from tests import fake_http
@@ -265,31 +270,61 @@ def threads_inside_middleware() -> list[int]:
     return inside
 
 
-async def test_pay_holds_no_thread_while_it_waits_for_the_payment_system(settings):
-    """Pay is an async view: it keeps Django's async chain, so while it awaits the payment system
-    no worker thread sits inside the middleware (as one would under the synchronous chain)."""
+def pending_answer(order: Order, digit: str) -> bytes:
+    """The payment system's answer to a Pay for `order`, as the contract gives it."""
+    return (
+        '{"payment_id": "pay_%s", "out_trade_no": "%s", "status": "pending", "amount": %d,'
+        ' "currency": "CNY", "cashier_url": ""}' % (digit * 24, order.biz, order.amount)
+    ).encode()
+
+
+def pay(cookies: dict[str, str], order: Order, app=None):
+    """Pay pressed, as htmx sends it: the CSRF token in the header."""
+    return call(
+        "POST",
+        f"/orders/{order.biz}/pay/",
+        cookies=as_header(cookies),
+        headers=[(b"x-csrftoken", cookies["csrftoken"].encode())],
+        app=app,
+    )
+
+
+async def test_pays_middleware_takes_one_hop(monkeypatch, settings):
+    """Pay is a shopper's async view: its middleware runs in one hop, and the view is called from
+    that thread (its awaits on the event loop); Django's async chain made fifteen hops more."""
+    cookies, order = await buy()
+    hops = hops_counted(monkeypatch)
+    with fake_http.answering(201, pending_answer(order, "2")) as url:
+        settings.PAYMENT_GATEWAY_URL = url
+        status, _, panel = await pay(cookies, order)
+    assert status == 200 and 'data-status="pending"' in panel
+    # request_started's receivers, the middleware with the view, the view's own three (the order,
+    # payment_record, the panel), response.close().
+    assert len(hops) == 6, hops
+    assert hops.count("BaseHandler.get_response") == 1, hops
+
+
+async def test_the_loop_serves_other_requests_while_a_pay_waits(settings):
+    """While Pay waits for the payment system, its thread waits inside the middleware (one
+    thread, bounded by the gate), and the event loop goes on serving: a page is answered."""
     cookies, order = await buy()
     arrived, release = threading.Event(), threading.Event()
-    body = (
-        '{"payment_id": "pay_%s", "out_trade_no": "%s", "status": "pending", "amount": %d,'
-        ' "currency": "CNY", "cashier_url": ""}' % ("0" * 24, order.biz, order.amount)
-    ).encode()
-    with fake_http.answering(201, body, arrived=arrived, release=release) as url:
+    with fake_http.answering(
+        201, pending_answer(order, "0"), arrived=arrived, release=release
+    ) as url:
         settings.PAYMENT_GATEWAY_URL = url
-        pay = asyncio.ensure_future(
-            call(
-                "POST",
-                f"/orders/{order.biz}/pay/",
-                cookies=as_header(cookies),
-                headers=[(b"x-csrftoken", cookies["csrftoken"].encode())],
-            )
-        )
-        assert await asyncio.to_thread(arrived.wait, 10)
-        inside = threads_inside_middleware()
-        release.set()
-        status, _, panel = await pay
+        paying = asyncio.ensure_future(pay(cookies, order))
+        try:
+            assert await asyncio.to_thread(arrived.wait, 10)
+            inside = threads_inside_middleware()
+            status, _, page = await call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies))
+            assert status == 200 and 'data-status="unpaid"' in page
+            assert not paying.done()
+        finally:
+            release.set()
+        status, _, panel = await paying
     assert status == 200 and 'data-status="pending"' in panel
-    assert inside == []
+    assert len(inside) == 1 and inside[0] != threading.get_ident()
 
 
 async def test_the_gate_counts_both_kinds_of_request(settings):
@@ -297,21 +332,11 @@ async def test_the_gate_counts_both_kinds_of_request(settings):
     cookies, order = await buy()
     gate = Gate(django_asgi_app, limit=1)
     arrived, release = threading.Event(), threading.Event()
-    body = (
-        '{"payment_id": "pay_%s", "out_trade_no": "%s", "status": "pending", "amount": %d,'
-        ' "currency": "CNY", "cashier_url": ""}' % ("1" * 24, order.biz, order.amount)
-    ).encode()
-    with fake_http.answering(201, body, arrived=arrived, release=release) as url:
+    with fake_http.answering(
+        201, pending_answer(order, "1"), arrived=arrived, release=release
+    ) as url:
         settings.PAYMENT_GATEWAY_URL = url
-        pay = asyncio.ensure_future(
-            call(
-                "POST",
-                f"/orders/{order.biz}/pay/",
-                cookies=as_header(cookies),
-                headers=[(b"x-csrftoken", cookies["csrftoken"].encode())],
-                app=gate,
-            )
-        )
+        paying = asyncio.ensure_future(pay(cookies, order, app=gate))
         assert await asyncio.to_thread(arrived.wait, 10)
         page = asyncio.ensure_future(
             call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies), app=gate)
@@ -319,7 +344,89 @@ async def test_the_gate_counts_both_kinds_of_request(settings):
         await asyncio.sleep(0.2)
         assert not page.done()  # waiting for Pay's place
         release.set()
-        assert (await pay)[0] == 200
+        assert (await paying)[0] == 200
         status, _, html = await page
     assert status == 200 and 'data-status="pending"' in html
     assert not gate.semaphore.locked()
+
+
+class HeldAnswers(httpx.AsyncBaseTransport):
+    """The shop's way to the in-process sandbox (its API through the same ASGI application): each
+    answer is held, once the sandbox has made it, until `release` is set."""
+
+    def __init__(self) -> None:
+        self.sandbox = httpx.ASGITransport(app=django_asgi_app)
+        self.answered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.sandbox.handle_async_request(request)
+        await response.aread()
+        self.answered.set()
+        await self.release.wait()
+        return response
+
+
+async def pay_then_disconnect(cookies: dict[str, str], order: Order, when: asyncio.Event) -> None:
+    """Pay pressed, and the browser gone once `when` is set; the request must still end."""
+    sent = [
+        (b"host", b"localhost"),
+        (b"cookie", as_header(cookies).encode()),
+        (b"x-csrftoken", cookies["csrftoken"].encode()),
+    ]
+    scope = {"type": "http", "http_version": "1.1", "method": "POST"}
+    scope |= {"path": f"/orders/{order.biz}/pay/", "query_string": b"", "headers": sent}
+    communicator = ApplicationCommunicator(django_asgi_app, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    await asyncio.wait_for(when.wait(), 10)
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=10)
+    assert communicator.output_queue.empty()  # no answer was sent to a browser that left
+
+
+def held_sandbox(monkeypatch, settings) -> HeldAnswers:
+    """The shop's client for this loop talks to the in-process sandbox, answers held."""
+    settings.SANDBOX_ENABLED = True
+    settings.PAYMENT_GATEWAY_URL = "http://localhost/sandbox/"
+    transport = HeldAnswers()
+    client = httpx.AsyncClient(
+        base_url=settings.PAYMENT_GATEWAY_URL,
+        headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}"},
+        transport=transport,
+    )
+    monkeypatch.setitem(sandbox_gateway._clients, asyncio.get_running_loop(), client)
+    return transport
+
+
+async def test_a_browser_gone_while_the_payment_system_answers_and_pay_again(monkeypatch, settings):
+    """The payment system made the payment, the browser left before its answer came back: the
+    order is untouched, and the next Pay is answered with the same payment (idempotency key)."""
+    held = held_sandbox(monkeypatch, settings)
+    cookies, order = await buy()
+    await pay_then_disconnect(cookies, order, held.answered)
+    assert (await Order.objects.aget()).status == OrderStatus.UNPAID
+    assert await Payment.objects.acount() == 0
+    assert await SandboxPayment.objects.acount() == 1
+    held.release.set()
+    status, _, panel = await pay(cookies, order)
+    assert status == 200 and 'data-status="pending"' in panel
+    assert (await Order.objects.aget()).status == OrderStatus.PENDING
+    assert (await Payment.objects.aget()).payment_id == (await SandboxPayment.objects.aget()).id
+
+
+async def test_a_browser_gone_after_the_payment_was_recorded(monkeypatch, settings):
+    """The browser left while the pending panel was being pushed: the payment stays recorded."""
+    pushing = asyncio.Event()
+
+    async def push_held(state) -> None:
+        pushing.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(payments, "push_order_changed", push_held)
+    held_sandbox(monkeypatch, settings).release.set()
+    cookies, order = await buy()
+    await pay_then_disconnect(cookies, order, pushing)
+    assert (await Order.objects.aget()).status == OrderStatus.PENDING
+    assert (await Payment.objects.aget()).payment_id == (await SandboxPayment.objects.aget()).id
+    # and the page, through the same middleware, shows it
+    status, _, page = await call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies))
+    assert status == 200 and 'data-status="pending"' in page
