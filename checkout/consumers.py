@@ -117,7 +117,14 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         if digest == self.shown_digest:
             return False
         self.shown_digest = digest
-        await self.send(text_data=html)
+        try:
+            await self.send(text_data=html)
+        except OSError:
+            # The browser closed the socket and its disconnect is on the way, behind this push: a
+            # server refuses a send on a closed connection with an OSError (the ASGI spec; uvicorn's
+            # ClientDisconnected). Raised on, it would end the consumer before `disconnect` gives
+            # back the slot, the watchlist entry and the group.
+            return False
         return True
 
     def _give_back_slot(self) -> None:

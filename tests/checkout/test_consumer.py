@@ -1,5 +1,6 @@
 """The status stream `ws/order/<biz>/`: owner only, current panel first, every change after."""
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -403,3 +404,31 @@ async def test_the_sweep_sends_nothing_to_a_socket_that_closed_meanwhile():
     watch.sockets[order.biz] = {Socket(), Socket()}
     await watch.sweep()
     assert len(sent) == 1
+
+
+async def test_a_push_to_a_socket_the_browser_just_closed_leaves_it_to_clean_up(monkeypatch):
+    """A browser's close reaches the server before the disconnect reaches the consumer: a push in
+    between is sent to a closed connection, which the server refuses with an OSError (uvicorn's
+    ClientDisconnected, as the ASGI spec asks). The socket must live on to handle the disconnect:
+    its client slot, watchlist entry and group are given back."""
+    from checkout.clients import slots
+    from checkout.consumers import OrderStatusConsumer
+    from checkout.watch import watchlist
+
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    slots_before = sum(slots.open.values())
+    refused = asyncio.Event()
+
+    async def closed(self, *args, **kwargs):
+        refused.set()
+        raise OSError("the client has disconnected")
+
+    monkeypatch.setattr(OrderStatusConsumer, "send", closed)
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    await asyncio.wait_for(refused.wait(), timeout=5)
+    await socket.disconnect()  # raises what the consumer died of, if it did
+    assert order.biz not in watchlist.sockets
+    assert sum(slots.open.values()) == slots_before - 1
