@@ -30,11 +30,11 @@ django.setup()
 from asgiref.sync import sync_to_async  # noqa: E402
 
 from bench.asgi_request import asgi_request  # noqa: E402
+from bench.load import CSRF  # noqa: E402
 from sandbox.models import DeliveryState, Notification  # noqa: E402
 from shop.asgi import application  # noqa: E402
 
 WARM = 20
-CSRF = "benchbenchbenchbenchbenchbench32"
 SETTLE_SECONDS = 0.05  # after an approval: the delivery is sent, recorded, and the loop sleeps
 
 
