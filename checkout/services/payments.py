@@ -68,16 +68,17 @@ def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
     Returns the order as locked, with its product and payment attached, and whether it changed."""
     with transaction.atomic():
         order = locks.order_for_update(payment.biz)
-        row, created = Payment.objects.get_or_create(
-            order=order,
-            defaults={
-                "payment_id": payment.payment_id,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "cashier_url": payment.cashier_url,
-            },
-        )
-        if not created and not row.cashier_url:
+        # Payments are created only under their order's lock, so the one the lock read is current.
+        row = order.payment_or_none
+        if row is None:
+            row = Payment.objects.create(
+                order=order,
+                payment_id=payment.payment_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                cashier_url=payment.cashier_url,
+            )
+        elif not row.cashier_url:
             row.cashier_url = payment.cashier_url
             row.save(update_fields=["cashier_url", "updated_at"])
         changed = order.status == OrderStatus.UNPAID
