@@ -26,9 +26,20 @@ The thread is the one Django gives the request for its synchronous parts (the re
 request_finished signals, the ORM), so connections and transactions are where they were. A request
 routed otherwise than guessed here (a middleware that sets `request.urlconf`) is still served:
 `MachineEndpointMiddleware` runs in either chain.
+
+Django gives each request a thread of its own, started for it and joined in one more new thread
+after it (asgiref's `ThreadSensitiveContext`): two threads started per request, about a tenth of
+a notification's CPU (bench/profile_notes.md, "Request threads kept"). Here a request takes an idle
+thread from `RequestThreads`, kept from an earlier request, and gives it back when it ends, as a
+WSGI server's worker threads are kept. The request still has the thread to itself from its start
+to its end, so its connection and transaction are its own as before; the connection is closed (or
+returned to the pool) at the end of each request by Django's `request_finished`, as under WSGI.
 """
 
-from asgiref.sync import sync_to_async
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponseBase
@@ -36,11 +47,42 @@ from django.http import HttpRequest, HttpResponseBase
 from shop.middleware import machine_endpoint_at
 
 
+class RequestThreads:
+    """Single-thread executors for requests, each used by one request at a time and kept for the
+    next; at most `keep` idle ones are kept, the others are shut down when given back."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.idle: list[ThreadPoolExecutor] = []
+
+    def take(self) -> ThreadPoolExecutor:
+        if self.idle:
+            return self.idle.pop()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+
+    def give_back(self, executor: ThreadPoolExecutor) -> None:
+        if len(self.idle) < self.keep:
+            self.idle.append(executor)
+        else:
+            executor.shutdown(wait=False)  # its thread ends once its work is done
+
+
 class OneHopASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()  # the async chain
         self.sync_handler = BaseHandler()
         self.sync_handler.load_middleware(is_async=False)
+        self.threads = RequestThreads(keep=settings.HTTP_MAX_CONCURRENT)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self.threads.take()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self.threads.give_back(executor)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         if machine_endpoint_at(request.path_info):

@@ -29,12 +29,14 @@ from checkout.services import payments
 from sandbox.models import Payment as SandboxPayment
 from shop.asgi import django_asgi_app
 from shop.gate import Gate
+from shop.handlers import RequestThreads
 from tests import fake_http
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 seen_threads: dict[str, int] = {}
+views_thread: list[threading.Thread] = []  # the thread objects, kept: an ident can be reused
 
 
 @csrf_exempt
@@ -57,7 +59,17 @@ def stream(request):
 
 def where(request):
     seen_threads["view"] = threading.get_ident()
+    views_thread.append(threading.current_thread())
     return HttpResponse("here")
+
+
+both_inside = threading.Barrier(2, timeout=10)
+
+
+def meet(request):
+    """Answers once two requests are inside at once, each in its own thread (or times out)."""
+    both_inside.wait()
+    return HttpResponse(str(threading.get_ident()))
 
 
 urlpatterns = [
@@ -66,6 +78,7 @@ urlpatterns = [
     path("t/boom/", boom),
     path("t/stream/", stream),
     path("t/where/", where),
+    path("t/meet/", meet),
     path("", include("shop.urls")),
 ]
 
@@ -256,6 +269,30 @@ async def test_the_request_signals_run_in_the_views_thread(test_urls):
     assert status == 200
     assert seen_threads["started"] == seen_threads["view"] == seen_threads["finished"]
     assert seen_threads["view"] != threading.get_ident()  # a worker, not the event loop
+
+
+async def test_a_requests_thread_is_kept_for_the_next_request(test_urls):
+    """No thread started and joined per request (shop/handlers.py): the next request is served by
+    the thread the last one gave back, and two requests at once each have their own."""
+    views_thread.clear()
+    await call("GET", "/t/where/")
+    await call("GET", "/t/where/")
+    assert views_thread[0] is views_thread[1] is not threading.current_thread()
+    answers = await asyncio.gather(call("GET", "/t/meet/"), call("GET", "/t/meet/"))
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert len({body for _, _, body in answers}) == 2
+
+
+def test_request_threads_keep_at_most_their_number_idle():
+    threads = RequestThreads(keep=1)
+    first, second = threads.take(), threads.take()
+    assert first is not second
+    threads.give_back(first)
+    threads.give_back(second)  # one more than kept: shut down
+    assert threads.idle == [first]
+    assert threads.take() is first
+    with pytest.raises(RuntimeError):
+        second.submit(print)
 
 
 def threads_inside_middleware() -> list[int]:
