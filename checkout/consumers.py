@@ -40,6 +40,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     sent_status: str | None = None
     language: str | None = None
     client: str | None = None
+    closed = False  # this consumer sent the close: nothing may be sent after it
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch without its trip to a database thread before every message.
@@ -97,6 +98,13 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         if size > settings.WS_MAX_MESSAGE_BYTES:
             await self.close(code=MESSAGE_TOO_BIG)
 
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Close, and send nothing more: a push or a sweep can still come before the disconnect,
+        and a server refuses a send after the close (uvicorn with a RuntimeError, which would end
+        the consumer before `disconnect` gives back the slot, the watchlist entry and the group)."""
+        self.closed = True
+        await super().close(code=code, reason=reason)
+
     async def order_changed(self, event: dict) -> None:
         """A push: the committed state, rendered here and now."""
         if await self._show(event["order"]) and "applied_at" in event:  # a new panel went out
@@ -109,7 +117,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     async def _show(self, state: PanelState) -> bool:
         """Send the state's panel unless this socket showed a newer state, or this very panel, last;
         return whether it was sent."""
-        if state["version"] < self.shown_version:
+        if self.closed or state["version"] < self.shown_version:
             return False
         self.shown_version, self.sent_status = state["version"], state["status"]
         html = panel_render(panel_order(state), language=self.language)

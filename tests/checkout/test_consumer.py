@@ -362,6 +362,11 @@ async def test_a_large_message_from_the_browser_closes_the_socket():
     await socket.send_to(text_data="x" * (settings.WS_MAX_MESSAGE_BYTES + 1))
     closed = await socket.receive_output()
     assert closed == {"type": "websocket.close", "code": 1009}
+    # A result before the browser's disconnect comes: nothing is sent after the close (uvicorn
+    # would refuse it with a RuntimeError, and the consumer would end before cleaning up).
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()  # raises what the consumer died of, if it did
 
 
 def from_client(socket: WebsocketCommunicator, ip: str) -> WebsocketCommunicator:
