@@ -17,6 +17,7 @@ import time
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -87,6 +88,12 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             OPEN_SOCKETS.dec()
             watchlist.discard(self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        """Channels' own, without its trip to a database thread to close old connections (see
+        `dispatch`); the consumer joins no `groups` of Channels' kind."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Shoppers have nothing to say on this stream: ignore it, and close on anything large.

@@ -133,6 +133,18 @@ async def test_a_push_is_rendered_with_no_query_and_no_thread_hop(work_counted):
     await socket.disconnect()
 
 
+async def test_a_socket_closes_with_no_query_and_no_thread_hop(work_counted):
+    """Channels' websocket_disconnect goes to the sockets' one database thread to close old
+    connections; this consumer has no connection of its own to close there."""
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    before = Counter(work_counted)
+    await socket.disconnect()
+    assert work_counted == before and before["thread hops"] > 0
+
+
 async def test_an_older_state_arriving_after_a_newer_one_is_not_shown():
     """Two processes' pushes may cross: the Pay's pending arrives after the result's paid."""
     session, order = await make_order()
