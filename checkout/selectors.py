@@ -1,5 +1,6 @@
 """Reads: nothing here writes."""
 
+from checkout import rows
 from checkout.models import Order, Product
 
 
@@ -11,8 +12,12 @@ def order_for_owner(*, biz: str, owner: str | None) -> Order | None:
     """The order if `owner` created it; None for anyone else, so strangers learn nothing."""
     if not owner:
         return None
-    return Order.objects.select_related("product", "payment").filter(biz=biz, owner=owner).first()
+    return rows.order_read(biz=biz, owner=owner)
 
 
 def order_with_payment(*, biz: str) -> Order:
-    return Order.objects.select_related("product", "payment").get(biz=biz)
+    """The order with its product and payment. Raises Order.DoesNotExist."""
+    order = rows.order_read(biz=biz)
+    if order is None:
+        raise Order.DoesNotExist(f"no order {biz}")
+    return order
