@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 
-from checkout.models import Order, Product
+from checkout.models import Order, Payment, Product
 from checkout.services.orders import order_create
 from checkout.shoppers import SESSION_KEY
 from sandbox import signature
@@ -38,6 +38,17 @@ def order(session: SessionStore | None = None, **changes) -> Order:
 
 def payment_id() -> str:
     return "pay_" + secrets.token_hex(12)
+
+
+def payment(order: Order, *, cashier_url: str = "") -> Payment:
+    """The payment started for `order`, for its amount, as Pay records it."""
+    return Payment.objects.create(
+        order=order,
+        payment_id=payment_id(),
+        amount=order.amount,
+        currency=order.currency,
+        cashier_url=cashier_url,
+    )
 
 
 def notice_body(

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from checkout.models import Flag, Notification, Order, Payment
+from checkout.models import Flag, Notification, Order
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -12,9 +12,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def paid_order(client):
     order = f.order()
-    payment = Payment.objects.create(
-        order=order, payment_id=f.payment_id(), amount=order.amount, currency=order.currency
-    )
+    payment = f.payment(order)
     body = f.notice_body(order, pay_id=payment.payment_id)
     response = client.post(
         "/payments/notify/sandbox/",

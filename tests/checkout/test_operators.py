@@ -212,9 +212,7 @@ def test_pending_payments_are_counted_by_age_at_scrape_time():
     now = timezone.now()
     for age in (timedelta(seconds=10), timedelta(minutes=10), timedelta(hours=2)):
         order = f.order(status=OrderStatus.PENDING)
-        payment = Payment.objects.create(
-            order=order, payment_id=f.payment_id(), amount=order.amount, currency=order.currency
-        )
+        payment = f.payment(order)
         Payment.objects.filter(pk=payment.pk).update(created_at=now - age)
     f.order(status=OrderStatus.PAID)  # not pending: never counted
     assert Order.objects.count() == 4

@@ -5,7 +5,7 @@ from unittest import mock
 import pytest
 
 from checkout import panels
-from checkout.models import OrderStatus, Payment
+from checkout.models import OrderStatus
 from checkout.selectors import order_with_payment
 from tests.checkout import factories as f
 
@@ -16,10 +16,7 @@ CASHIER = "http://127.0.0.1:8000/sandbox/cashier/pay_0123456789abcdef01234567"
 
 def order_with_cashier(status: str):
     order = f.order(status=status)
-    Payment.objects.create(
-        order=order, payment_id=f.payment_id(), amount=order.amount, currency=order.currency,
-        cashier_url=CASHIER,
-    )  # fmt: skip
+    f.payment(order, cashier_url=CASHIER)
     return order_with_payment(biz=order.biz)
 
 

@@ -5,7 +5,7 @@ import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
-from checkout.models import Order, OrderStatus, Payment
+from checkout.models import Order, OrderStatus
 from checkout.panels import panel_order, panel_render, panel_state
 from checkout.selectors import order_with_payment
 from tests.checkout import factories as f
@@ -20,13 +20,7 @@ def saved_order(status: str, *, payment: bool = True) -> Order:
     """An order as the database has it, read as the socket reads it; with a payment if asked."""
     order = f.order(status=status)
     if payment:
-        Payment.objects.create(
-            order=order,
-            payment_id=f.payment_id(),
-            amount=order.amount,
-            currency=order.currency,
-            cashier_url=CASHIER,
-        )
+        f.payment(order, cashier_url=CASHIER)
     return order_with_payment(biz=order.biz)
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.db import transaction
 
 from checkout import locks, rows
-from checkout.models import Order, Payment
+from checkout.models import Order
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -20,13 +20,7 @@ def field_values(instance) -> dict:
 def saved_order(with_payment: bool) -> Order:
     order = f.order(status="pending" if with_payment else "unpaid")
     if with_payment:
-        Payment.objects.create(
-            order=order,
-            payment_id=f.payment_id(),
-            amount=order.amount,
-            currency=order.currency,
-            cashier_url="https://pay.example/cashier/1",
-        )
+        f.payment(order, cashier_url="https://pay.example/cashier/1")
     return order
 
 
