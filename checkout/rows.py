@@ -2,9 +2,10 @@
 
 Every notification, Pay, order page and socket handshake reads an order so. Compiled by the ORM on
 each call, the same reads cost about four times the CPU (bench/profile_notes.md, "The order's
-reads"); here each statement is built once from the models' tables and columns. The instances are
-the ORM's own (`Model.from_db`, each value through the database's converters): they save, compare
-and follow relations as any other, and `payment_or_none` needs no query.
+reads, and request threads kept"); here each statement is built once from the models' tables and
+columns. The instances are the ORM's own (`Model.from_db`, each value through the database's
+converters): they save, compare and follow relations as any other, and `payment_or_none` needs
+no query.
 """
 
 from functools import cache

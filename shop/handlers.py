@@ -29,11 +29,12 @@ routed otherwise than guessed here (a middleware that sets `request.urlconf`) is
 
 Django gives each request a thread of its own, started for it and joined in one more new thread
 after it (asgiref's `ThreadSensitiveContext`): two threads started per request, about a tenth of
-a notification's CPU (bench/profile_notes.md, "Request threads kept"). Here a request takes an idle
-thread from `RequestThreads`, kept from an earlier request, and gives it back when it ends, as a
-WSGI server's worker threads are kept. The request still has the thread to itself from its start
-to its end, so its connection and transaction are its own as before; the connection is closed (or
-returned to the pool) at the end of each request by Django's `request_finished`, as under WSGI.
+a notification's CPU (bench/profile_notes.md, "The order's reads, and request threads kept").
+Here a request takes an idle thread from `RequestThreads`, kept from an earlier request, and gives
+it back when it ends, as a WSGI server's worker threads are kept. The request still has the thread
+to itself from its start to its end, so its connection and transaction are its own as before; the
+connection is closed (or returned to the pool) at the end of each request by Django's
+`request_finished`, as under WSGI.
 """
 
 from concurrent.futures import ThreadPoolExecutor
