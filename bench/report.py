@@ -380,8 +380,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"(the harness, from the first server started to this file written)",
         f"- Load average (1, 5, 15 min) at the start: {_loads(results.get('load_start'))}; "
         f"at the end: {_loads(env.get('load_end'))}",
-        f"- Machine: {env['machine']}; other work was running on it, so compare ratios within "
-        "this run, not absolute figures across runs",
+        f"- Machine: {env['machine']}; a shared machine (the load averages above show how busy "
+        "it was), so compare ratios within this run, not absolute figures across runs",
         f"- Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
         f"- Database: {env['database']}; channel layer store: {env['redis']}",
         f"- Reproduce: `{command}` with `DATABASE_URL` (PostgreSQL) and `REDIS_URL` set, "
