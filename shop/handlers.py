@@ -34,7 +34,9 @@ Here a request takes an idle thread from `RequestThreads`, kept from an earlier 
 it back when it ends, as a WSGI server's worker threads are kept. The request still has the thread
 to itself from its start to its end, so its connection and transaction are its own as before; the
 connection is closed (or returned to the pool) at the end of each request by Django's
-`request_finished`, as under WSGI.
+`request_finished`, as under WSGI. A request whose client left is cancelled, but Django sends that
+signal through the request's thread, after whatever still runs there, and only then ends the
+request: a thread given back is idle, and no request waits behind another's view.
 """
 
 from concurrent.futures import ThreadPoolExecutor

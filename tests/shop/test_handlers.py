@@ -64,6 +64,18 @@ def where(request):
 
 
 both_inside = threading.Barrier(2, timeout=10)
+hold_entered, hold_released = threading.Event(), threading.Event()
+
+
+held_thread: list[threading.Thread] = []
+
+
+def hold(request):
+    """Runs until released (or 10 s), whoever is still waiting for it."""
+    held_thread[:] = [threading.current_thread()]
+    hold_entered.set()
+    hold_released.wait(10)
+    return HttpResponse("held")
 
 
 def meet(request):
@@ -79,6 +91,7 @@ urlpatterns = [
     path("t/stream/", stream),
     path("t/where/", where),
     path("t/meet/", meet),
+    path("t/hold/", hold),
     path("", include("shop.urls")),
 ]
 
@@ -281,6 +294,30 @@ async def test_a_requests_thread_is_kept_for_the_next_request(test_urls):
     answers = await asyncio.gather(call("GET", "/t/meet/"), call("GET", "/t/meet/"))
     assert [status for status, _, _ in answers] == [200, 200]
     assert len({body for _, _, body in answers}) == 2
+
+
+async def test_a_thread_goes_back_only_once_the_request_that_left_is_done_with_it(test_urls):
+    """Django cancels a request whose client left but cannot stop its thread, and ends the request
+    only after `request_finished`, which it sends through that thread, after the view. So a thread
+    is idle when given back, and a request never waits behind another's view (shop/handlers.py)."""
+    hold_entered.clear()
+    hold_released.clear()
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/t/hold/"}
+    scope |= {"query_string": b"", "headers": [(b"host", b"localhost")]}
+    leaving = ApplicationCommunicator(django_asgi_app, scope)
+    await leaving.send_input({"type": "http.request", "body": b""})
+    try:
+        assert await asyncio.to_thread(hold_entered.wait, 10)
+        await leaving.send_input({"type": "http.disconnect"})
+        done, _ = await asyncio.wait({leaving.future}, timeout=0.3)
+        assert not done  # the client left; its view still runs, and the request waits for it
+    finally:
+        hold_released.set()
+    await leaving.wait(timeout=10)
+    views_thread.clear()
+    status, _, body = await asyncio.wait_for(call("GET", "/t/where/"), timeout=5)
+    assert (status, body) == (200, "here")
+    assert views_thread[0] is held_thread[0]  # the same thread, idle again
 
 
 def test_request_threads_keep_at_most_their_number_idle():
