@@ -1,4 +1,5 @@
-"""Django's ASGI handler, with a shopper's request run through the middleware in one thread hop.
+"""Django's ASGI handler, with a shopper's request run through the middleware in one thread hop,
+and request threads kept from one request to the next.
 
 Django builds its ASGI middleware chain for async views. Its own middleware (security, session,
 locale, common, CSRF, auth, messages, clickjacking) are `MiddlewareMixin`s that say they can run
