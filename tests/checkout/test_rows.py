@@ -24,13 +24,12 @@ def saved_order(with_payment: bool) -> Order:
     return order
 
 
+# Each read, and the queries it makes: the order with its product and payment; under the row lock,
+# the locked order with its product, then its payment.
 READS = {
     "by biz": (lambda order: rows.order_read(biz=order.biz), 1),
     "by owner": (lambda order: rows.order_read(biz=order.biz, owner=order.owner), 1),
-    "locked": (
-        lambda order: locks.order_for_update(order.biz),
-        2,
-    ),  # the locked order; then its payment
+    "locked": (lambda order: locks.order_for_update(order.biz), 2),
 }
 
 
