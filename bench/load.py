@@ -501,6 +501,7 @@ def main() -> None:
     params = json.loads(sys.argv[1])
     result = asyncio.run(SCENARIOS[params["scenario"]](params))
     print("RESULT " + json.dumps(result), flush=True)
+    fixtures.database_close()  # the harness waits for this process to exit
 
 
 if __name__ == "__main__":
