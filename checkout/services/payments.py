@@ -90,6 +90,6 @@ def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
                 order.expires_at,
             )
             order.save_change("status", "reconcile_after")
-    # The caller (the Pay answer) renders this order with its payment: no second read for it.
-    order.payment = row
+    # The caller (the Pay answer) renders this order with its payment attached (read by the lock, or
+    # cached on it by the create): no second read for it.
     return order, changed

@@ -5,7 +5,9 @@ import pytest
 from django.db import transaction
 
 from checkout import locks, rows
-from checkout.models import Order
+from checkout.gateways.base import GatewayPayment
+from checkout.models import Order, PaymentStatus
+from checkout.services.payments import payment_record
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +67,25 @@ def test_another_owner_or_an_unknown_order_reads_none():
     assert rows.order_read(biz="0" * 32) is None
     with transaction.atomic(), pytest.raises(Order.DoesNotExist):
         locks.order_for_update("0" * 32)
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["new-payment", "payment-started-before"])
+def test_pay_records_and_answers_with_the_payment_attached(started, django_assert_num_queries):
+    """payment_record returns the order the Pay answer renders: its payment, created or read by
+    the lock, comes with it, and reading it costs no query."""
+    order = f.order()
+    existing = f.payment(order) if started else None
+    reported = GatewayPayment(
+        payment_id=existing.payment_id if existing else f.payment_id(),
+        biz=order.biz,
+        status=PaymentStatus.PENDING,
+        amount=order.amount,
+        currency=order.currency,
+        cashier_url="https://pay.example/cashier/2",
+    )
+    recorded, changed = payment_record(payment=reported)
+    assert changed
+    with django_assert_num_queries(0):
+        payment = recorded.payment_or_none
+    assert payment.payment_id == reported.payment_id and payment.order is recorded
+    assert payment.cashier_url == reported.cashier_url  # kept, or filled in where it was empty
