@@ -17,7 +17,7 @@ is waiting for.
 
 import asyncio
 
-from shop.middleware import machine_endpoint_at
+from shop.middleware import is_machine_endpoint, url_match
 
 
 class Gate:
@@ -26,8 +26,7 @@ class Gate:
         self.semaphore: asyncio.Semaphore | None = None
 
     async def __call__(self, scope, receive, send) -> None:
-        path = scope["path"].removeprefix(scope.get("root_path", ""))
-        if self.limit <= 0 or machine_endpoint_at(path):
+        if self.limit <= 0 or is_machine_endpoint(url_match(scope)):
             await self.app(scope, receive, send)
             return
         if self.semaphore is None:

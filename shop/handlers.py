@@ -47,8 +47,9 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import ResolverMatch
 
-from shop.middleware import machine_endpoint_at
+from shop.middleware import is_machine_endpoint, request_match
 
 
 class RequestThreads:
@@ -71,10 +72,24 @@ class RequestThreads:
             executor.shutdown(wait=False)  # its thread ends once its work is done
 
 
+class ShopperHandler(BaseHandler):
+    """Django's synchronous handler, routing with the URL match the gate already made
+    (`shop.middleware.url_match`) instead of resolving the path once more."""
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        # A middleware that set its own urlconf, or a path that matched nothing (Django's 404
+        # page lists what it tried), goes Django's way.
+        match = None if hasattr(request, "urlconf") else request_match(request)
+        if match is None:
+            return super().resolve_request(request)
+        request.resolver_match = match
+        return match
+
+
 class OneHopASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()  # the async chain
-        self.sync_handler = BaseHandler()
+        self.sync_handler = ShopperHandler()
         self.sync_handler.load_middleware(is_async=False)
         self.threads = RequestThreads(keep=settings.HTTP_MAX_CONCURRENT)
 
@@ -89,7 +104,7 @@ class OneHopASGIHandler(ASGIHandler):
             self.threads.give_back(executor)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        if machine_endpoint_at(request.path_info):
+        if is_machine_endpoint(request_match(request)):
             return await super().get_response_async(request)
         get_response = sync_to_async(self.sync_handler.get_response, thread_sensitive=True)
         return await get_response(request)

@@ -12,7 +12,10 @@ from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
+
+# Where a request's URL match is kept in its ASGI scope (see `url_match`).
+MATCH = "shop.url_match"
 
 View = TypeVar("View", bound=Callable)
 
@@ -25,12 +28,35 @@ def machine_endpoint(view: View) -> View:
     return view
 
 
-def machine_endpoint_at(path: str) -> bool:
-    """Whether `path` is served by a view marked machine_endpoint."""
+def url_match(scope: dict) -> ResolverMatch | None:
+    """The URL match of an HTTP request (None if nothing matches), resolved once and kept in its
+    ASGI scope: the gate, the handler, this middleware and Django's own routing
+    (`shop.handlers.ShopperHandler`) all ask, and each resolve costs about as much as a query."""
     try:
-        return getattr(resolve(path).func, "machine_endpoint", False)
+        return scope[MATCH]
+    except KeyError:
+        pass
+    try:
+        match = resolve(scope["path"].removeprefix(scope.get("root_path", "")))
     except Resolver404:
-        return False
+        match = None
+    scope[MATCH] = match
+    return match
+
+
+def request_match(request: HttpRequest) -> ResolverMatch | None:
+    """`url_match` for a Django request; one without a scope (the WSGI test client) is resolved."""
+    scope = getattr(request, "scope", None)
+    if scope is not None:
+        return url_match(scope)
+    try:
+        return resolve(request.path_info)
+    except Resolver404:
+        return None
+
+
+def is_machine_endpoint(match: ResolverMatch | None) -> bool:
+    return match is not None and getattr(match.func, "machine_endpoint", False)
 
 
 class MachineEndpointMiddleware:
@@ -51,11 +77,8 @@ class MachineEndpointMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        try:
-            match = resolve(request.path_info)
-        except Resolver404:
-            return self.get_response(request)
-        if not getattr(match.func, "machine_endpoint", False):
+        match = request_match(request)
+        if not is_machine_endpoint(match):
             return self.get_response(request)
         request.resolver_match = match
         view = match.func if self.async_mode else async_to_sync(match.func)

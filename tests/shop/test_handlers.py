@@ -19,7 +19,8 @@ from django.contrib import messages
 from django.core.signals import got_request_exception, request_finished, request_started
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
-from django.urls import include, path
+from django.urls import get_resolver, include, path
+from django.urls.resolvers import URLResolver
 from django.utils.deprecation import MiddlewareMixin
 from django.views.decorators.csrf import csrf_exempt
 
@@ -29,7 +30,7 @@ from checkout.services import payments
 from sandbox.models import Payment as SandboxPayment
 from shop.asgi import django_asgi_app
 from shop.gate import Gate
-from shop.handlers import RequestThreads
+from shop.handlers import OneHopASGIHandler, RequestThreads
 from tests import fake_http
 from tests.checkout import factories as f
 
@@ -399,6 +400,74 @@ async def test_the_loop_serves_other_requests_while_a_pay_waits(settings):
         status, _, panel = await paying
     assert status == 200 and 'data-status="pending"' in panel
     assert len(inside) == 1 and inside[0] != threading.get_ident()
+
+
+def resolves_counted(monkeypatch) -> list[str]:
+    """The paths resolved from the root urlconf from now on (an include's own resolve is part of
+    its root's)."""
+    paths: list[str] = []
+    original = URLResolver.resolve
+
+    def counted(self, path):
+        if self is get_resolver():
+            paths.append(path)
+        return original(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counted)
+    return paths
+
+
+async def test_a_requests_url_is_resolved_once_for_the_gate_the_handler_and_django(monkeypatch):
+    """The gate resolves the URL and keeps the match in the scope; the handler, the machine
+    endpoints' middleware and Django's routing use it (they resolved it three times more)."""
+    cookies, order = await buy()
+    gate = Gate(django_asgi_app, limit=64)
+    resolves = resolves_counted(monkeypatch)
+    status, _, page = await call(
+        "GET", f"/orders/{order.biz}/", cookies=as_header(cookies), app=gate
+    )
+    assert status == 200 and 'data-status="unpaid"' in page
+    paid = await sync_to_async(f.payment)(order)
+    body = f.notice_body(order, pay_id=paid.payment_id)
+    status, _, _ = await call(
+        "POST",
+        "/payments/notify/sandbox/",
+        body=body,
+        headers=[(k.lower().encode(), v.encode()) for k, v in f.signed_headers(body).items()],
+        app=gate,
+    )
+    assert status == 200
+    assert resolves == [f"/orders/{order.biz}/", "/payments/notify/sandbox/"]
+    assert (await Order.objects.aget()).status == OrderStatus.PAID
+
+
+async def test_a_path_that_matches_nothing_still_gets_djangos_404():
+    gate = Gate(django_asgi_app, limit=64)
+    status, _, page = await call("GET", "/no-such-page/", app=gate)
+    assert status == 404
+
+
+class Elsewhere:
+    """A urlconf that serves /healthz with another view than the shop's."""
+
+    urlpatterns = [path("healthz", where)]
+
+
+def other_urlconf(get_response):
+    """A middleware that routes with its own urlconf, as a multi-site project's might."""
+
+    def middleware(request):
+        request.urlconf = Elsewhere
+        return get_response(request)
+
+    return middleware
+
+
+async def test_a_middlewares_own_urlconf_routes_the_request_not_the_gates_match(settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.other_urlconf"]
+    app = Gate(OneHopASGIHandler(), limit=64)
+    status, _, page = await call("GET", "/healthz", app=app)
+    assert (status, page) == (200, "here")
 
 
 async def test_the_gate_counts_both_kinds_of_request(settings):
