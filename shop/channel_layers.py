@@ -11,58 +11,13 @@ same messages and waiting receivers in a tenth of that (bench/profile_notes.md, 
 socket"). The Redis layer is channels_redis' own: the same swap there was tried and taken back.
 """
 
-import asyncio
 import time
 from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
-
-class Mailbox:
-    """What a channel layer needs of an `asyncio.Queue` (put_nowait, get, empty), in two lists.
-
-    First in, first out, one item to each receiver; a receiver cancelled after it was woken passes
-    its wake-up on, so no item waits while a receiver sleeps.
-
-    A waiter leaves `waiters` only when its receiver runs again: a receiver woken for an item that
-    is gone when it runs (another receiver took it, or the sweep expired it) waits here again, so
-    the layer must not drop this mailbox meanwhile for looking unused, or that receiver would wait
-    in it forever while new items went to a new one.
-    """
-
-    __slots__ = ("items", "waiters")
-
-    def __init__(self) -> None:
-        self.items: list = []
-        self.waiters: list[asyncio.Future] = []
-
-    def empty(self) -> bool:
-        return not self.items
-
-    def put_nowait(self, item) -> None:
-        self.items.append(item)
-        self._wake_one()
-
-    async def get(self):
-        while not self.items:
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                self.waiters.remove(waiter)
-                if self.items and waiter.done() and not waiter.cancelled():
-                    self._wake_one()  # it was woken for an item it will not take
-                raise
-            self.waiters.remove(waiter)
-        return self.items.pop(0)
-
-    def _wake_one(self) -> None:
-        for waiter in self.waiters:
-            if not waiter.done():  # woken already, or cancelled: its receiver has yet to run
-                waiter.set_result(None)
-                return
+from shop.mailbox import Mailbox
 
 
 class LocalChannelLayer(InMemoryChannelLayer):
