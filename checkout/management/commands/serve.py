@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from uvicorn.supervisors import Multiprocess
 
+from shop.socket_protocol import SocketProtocol
+
 # Requests in flight at shutdown may finish within this; a Pay waits for the payment system for up
 # to PAYMENT_GATEWAY_TIMEOUT (10 s), and deploy/run kills what is still running after 20 s.
 SHUTDOWN_TIMEOUT = 12
@@ -25,10 +27,11 @@ def uvicorn_config(*, workers: int = 1) -> uvicorn.Config:
         workers=workers,
         # What uvicorn's "standard" extra picks by itself, named so that a missing one fails here
         # instead of serving slower (bench/profile_notes.md); websockets' sans-I/O protocol holds
-        # ~10 KiB less per idle socket than its legacy one.
+        # ~10 KiB less per idle socket than its legacy one, and SocketProtocol (uvicorn's, keeping
+        # less per socket) less again.
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=SocketProtocol,
         lifespan="on",  # a background loop that cannot start fails the boot
         # A frame or message over the cap is refused before it is buffered: closed with 1009.
         ws_max_size=settings.WS_MAX_MESSAGE_BYTES,

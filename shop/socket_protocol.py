@@ -1,0 +1,32 @@
+"""uvicorn's WebSocket protocol (websockets' sans-I/O one), holding less for each open socket.
+
+A shopper's socket stays open, idle, for as long as the shopper looks at the order: during a busy
+sale, thousands per process, each one of these objects. uvicorn keeps two things per socket that
+an idle socket does not need (bench/profile_notes.md, "Memory per idle socket: the server's part"):
+
+- the opening handshake, request and response with their headers (websockets' `Request` and
+  `Response`), used only to answer it; the ASGI scope keeps its own copy of the request's headers;
+- an `asyncio.Queue` for what the browser sends (four deques, ~3.3 KiB): a `Mailbox` does the same.
+
+Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves WebSockets with it.
+"""
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from shop.mailbox import Mailbox
+
+
+class SocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Mailbox()  # put_nowait, get and empty: all that uvicorn calls
+
+    async def send(self, message) -> None:
+        await super().send(message)
+        request = getattr(self, "request", None)
+        if self.handshake_complete and request is not None:
+            # Answered (accepted, or refused with a response): neither uvicorn nor websockets
+            # reads them again. websockets' parser keeps the request until the socket closes (a
+            # local of its generator), so its headers are emptied too.
+            request.headers.clear()
+            self.request = self.response = None

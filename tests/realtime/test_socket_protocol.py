@@ -1,0 +1,128 @@
+"""`shop.socket_protocol.SocketProtocol`, uvicorn's WebSocket protocol as `manage.py serve` runs it:
+what it lets go of once the handshake is answered, and that sockets still work as uvicorn's do.
+
+A uvicorn server in this process, on a free port, serving a small ASGI app; the client is
+`websockets`. Everything the shop itself does over the protocol is in test_serve.py.
+"""
+
+import asyncio
+import contextlib
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from shop.mailbox import Mailbox
+from shop.socket_protocol import SocketProtocol
+from tests.servers import free_port
+
+
+async def echo(scope, receive, send) -> None:
+    """Accepts (or refuses a path under /refuse), echoes text frames, closes with 4000 on "bye"."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    if scope["path"].startswith("/refuse"):
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "bye":
+            await send({"type": "websocket.close", "code": 4000})
+            return
+        await send({"type": "websocket.send", "text": "echo " + message["text"]})
+
+
+class Watched(SocketProtocol):
+    """SocketProtocol, remembering each handshake request it was given."""
+
+    requests: list = []
+
+    def handle_connect(self, event) -> None:
+        self.requests.append(event)
+        super().handle_connect(event)
+
+
+@contextlib.asynccontextmanager
+async def serving(app=echo):
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), ws=Watched, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield server, f"ws://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def connections(server: uvicorn.Server) -> list[SocketProtocol]:
+    return [c for c in server.server_state.connections if isinstance(c, SocketProtocol)]
+
+
+async def test_an_open_socket_keeps_neither_its_handshake_nor_an_asyncio_queue():
+    Watched.requests.clear()
+    async with serving() as (server, url):
+        async with connect(url + "/chat", additional_headers={"X-Big": "x" * 2000}) as socket:
+            await socket.send("hello")
+            assert await socket.recv() == "echo hello"
+            [protocol] = connections(server)
+            assert protocol.request is None and protocol.response is None
+            # websockets' parser holds on to the request until the socket closes: emptied.
+            [request] = Watched.requests
+            assert len(request.headers) == 0
+            assert isinstance(protocol.queue, Mailbox)
+            # The app's scope has its own copy of the headers, untouched.
+            assert (b"x-big", b"x" * 2000) in protocol.scope["headers"]
+
+
+async def test_frames_flow_both_ways_and_the_apps_close_code_reaches_the_browser():
+    async with serving() as (_, url):
+        async with connect(url + "/chat") as socket:
+            for n in range(3):
+                await socket.send(f"frame {n}")
+                assert await socket.recv() == f"echo frame {n}"
+            await socket.send("bye")
+            with pytest.raises(ConnectionClosed) as closed:
+                await socket.recv()
+    assert closed.value.rcvd.code == 4000
+
+
+async def test_a_refused_handshake_is_a_403_and_leaves_nothing_open():
+    async with serving() as (server, url):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url + "/refuse"):
+                pass
+        assert refused.value.response.status_code == 403
+        for _ in range(100):
+            if not connections(server):
+                break
+            await asyncio.sleep(0.01)
+        assert connections(server) == []
+
+
+async def test_a_browser_that_leaves_is_a_disconnect_for_the_app():
+    left: list[dict] = []
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            left.append(await receive())
+
+    async with serving(app) as (_, url):
+        async with connect(url + "/"):
+            pass
+        for _ in range(500):
+            if left:
+                break
+            await asyncio.sleep(0.01)
+    assert [message["type"] for message in left] == ["websocket.disconnect"]
