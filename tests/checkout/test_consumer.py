@@ -13,6 +13,7 @@ from checkout import locks
 from checkout.models import Order, OrderStatus
 from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
+from checkout.watch import watchlist
 from shop.asgi import application
 from tests.checkout import factories as f
 
@@ -60,6 +61,22 @@ async def test_owner_gets_the_current_panel_on_connect():
     html = await socket.receive_from()
     assert 'id="payment-status"' in html
     assert 'data-status="pending"' in html
+    await socket.disconnect()
+
+
+async def test_an_open_socket_lets_go_of_what_only_its_handshake_needed():
+    """It stays open for minutes: the headers, cookies and session are let go once it is open (the
+    headers list, the server's own, emptied in place), and pushes still speak its language."""
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    socket.scope["headers"].append((b"accept-language", b"zh-CN,zh;q=0.9"))
+    await socket.connect()
+    assert 'data-status="pending"' in await socket.receive_from()
+    [consumer] = watchlist.sockets[order.biz]
+    assert socket.scope["headers"] == [] and consumer.scope["headers"] == []
+    assert "cookies" not in consumer.scope and "session" not in consumer.scope
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    assert "付款成功" in await socket.receive_from()
     await socket.disconnect()
 
 
