@@ -31,7 +31,7 @@ def machine_endpoint(view: View) -> View:
 def url_match(scope: dict) -> ResolverMatch | None:
     """The URL match of an HTTP request (None if nothing matches), resolved once and kept in its
     ASGI scope: the gate, the handler, this middleware and Django's own routing
-    (`shop.handlers.ShopperHandler`) all ask, and each resolve costs about as much as a query."""
+    (`shop.handlers.ShopperHandler`) all ask, and each resolve costs 30-40 µs."""
     try:
         return scope[MATCH]
     except KeyError:

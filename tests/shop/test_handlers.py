@@ -443,7 +443,7 @@ async def test_a_requests_url_is_resolved_once_for_the_gate_the_handler_and_djan
 
 async def test_a_path_that_matches_nothing_still_gets_djangos_404():
     gate = Gate(django_asgi_app, limit=64)
-    status, _, page = await call("GET", "/no-such-page/", app=gate)
+    status, _, _ = await call("GET", "/no-such-page/", app=gate)
     assert status == 404
 
 
