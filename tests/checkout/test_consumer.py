@@ -335,6 +335,67 @@ async def test_a_closed_socket_leaves_the_group():
     if not isinstance(layer, InMemoryChannelLayer):
         pytest.skip("reads the embedded layer's group table (REDIS_URL is set)")
     assert not layer.groups.get(order_group(order.biz))
+    assert not layer.channels  # its own channel is forgotten too: its receive was cancelled
+
+
+async def test_an_error_handling_a_push_ends_the_consumer_as_in_channels(monkeypatch):
+    """The layer's messages are handled in a task of their own (`OrderStatusConsumer.__call__`):
+    an error there still reaches the server, which closes the socket, as Channels' would."""
+    from checkout.consumers import OrderStatusConsumer
+
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+
+    async def broken(self, event):
+        raise RuntimeError("the push handler broke")
+
+    monkeypatch.setattr(OrderStatusConsumer, "order_changed", broken)
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    # The consumer ends by itself (the communicator cancels nothing): its error is the app's.
+    await asyncio.wait([socket.future], timeout=10)
+    assert socket.future.done()
+    with pytest.raises(RuntimeError, match="the push handler broke"):
+        socket.future.result()
+
+
+async def test_the_browsers_events_and_the_pushes_are_handled_one_at_a_time(monkeypatch):
+    """A push that arrives while the browser's event is being handled waits for it, as in
+    Channels: the consumer never runs two handlers at once."""
+    from checkout.consumers import OrderStatusConsumer
+
+    session, order = await make_order(status=OrderStatus.PENDING)
+    socket = connect(order.biz, session)
+    await socket.connect()
+    await socket.receive_from()
+    inside, most, entered = 0, 0, asyncio.Event()
+    receive, order_changed = OrderStatusConsumer.receive, OrderStatusConsumer.order_changed
+
+    async def slow_receive(self, text_data=None, bytes_data=None):
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        entered.set()
+        await asyncio.sleep(0.2)
+        await receive(self, text_data, bytes_data)
+        inside -= 1
+
+    async def counted_push(self, event):
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await order_changed(self, event)
+        inside -= 1
+
+    monkeypatch.setattr(OrderStatusConsumer, "receive", slow_receive)
+    monkeypatch.setattr(OrderStatusConsumer, "order_changed", counted_push)
+    await socket.send_to(text_data="hello")
+    await entered.wait()
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    assert 'data-status="paid"' in await socket.receive_from()
+    assert most == 1
+    await socket.disconnect()
 
 
 async def test_a_dropped_push_is_caught_up_by_the_watchlist_sweep():
