@@ -1,21 +1,27 @@
-"""The embedded channel layer: Channels' in-memory layer, minus its cost per message and per socket.
+"""The channel layers: the embedded one (Channels' in-memory layer, minus its cost per message and
+per socket) and channels_redis' pub/sub layer, minus its cost per socket.
 
 `InMemoryChannelLayer` sweeps every channel and group for expired entries on each `receive` and
 `group_send`, so a message costs time proportional to all open sockets (measured here: p99 7.6 ms
 at 1,000 sockets, 8.3 s at 5,000). The sweep only bounds memory, so here it runs at most once per
 `sweep_interval` seconds; expiry is as exact as before to within that interval.
 
-Every open socket waits in `receive` on its own channel, and the stock layer gives each channel an
-`asyncio.Queue`: four deques, about 3.3 KiB per idle socket. A `Mailbox` (two lists) holds the
+Every open socket waits in `receive` on its own channel, and both stock layers give each channel
+an `asyncio.Queue`: four deques, about 3.3 KiB per idle socket. A `Mailbox` (two lists) holds the
 same messages and waiting receivers in a tenth of that (bench/profile_notes.md, "Memory per idle
-socket"). The Redis layer is channels_redis' own: the same swap there was tried and taken back.
+socket"). The Redis swap was tried once and taken back for a loss that was later found in the
+stock layer too (ibid., "Looked at again"); it is back, with tests against Redis.
 """
+
+import asyncio
 
 import time
 from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis import pubsub
+from channels_redis.utils import _wrap_close
 
 from shop.mailbox import Mailbox
 
@@ -79,3 +85,23 @@ class LocalChannelLayer(InMemoryChannelLayer):
         for group, members in list(self.groups.items()):
             if members.pop(channel, None) is not None and not members:
                 del self.groups[group]
+
+
+class _PubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
+    async def _subscribe_to_channel(self, channel: str) -> None:
+        # channels_redis 4.3.0's, with a Mailbox for its Queue: its shards' readers only call
+        # put_nowait on it, and receive() only get().
+        self.channels[channel] = Mailbox()
+        await self._get_shard(channel).subscribe(channel)
+
+
+class PubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
+    def _get_layer(self) -> pubsub.RedisPubSubLoopLayer:
+        # channels_redis 4.3.0's, building the loop layer above (one per event loop, as there).
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = _PubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer

@@ -126,7 +126,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Pub/sub, not core: measured in bench/ws_fanout.py and explained in the README ("Real-time
 # delivery"). `REDIS_CHANNEL_LAYER=core` selects channels-redis's core layer instead.
 REDIS_LAYERS = {
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "shop.channel_layers.PubSubChannelLayer",  # channels_redis', lighter per socket
     "core": "channels_redis.core.RedisChannelLayer",
 }
 REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
