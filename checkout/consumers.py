@@ -52,7 +52,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
 
         Channels waits for the browser's events and the channel layer's messages with
         `await_many_dispatch`: a task for each, made anew after every message, and a wait over
-        both, about 2.7 KiB of an idle socket's 20 (bench/profile_notes.md). Here the browser's
+        both, about 2.7 KiB per idle socket (bench/profile_notes.md, fifth pass). Here the browser's
         events are awaited in place, and the layer's by one task that lives as long as the socket.
         A lock keeps Channels' rule that a consumer handles one message at a time, and either side
         ending the consumer (a disconnect, StopConsumer, an error) ends it all, as in Channels.

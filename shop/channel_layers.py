@@ -14,7 +14,6 @@ stock layer too (ibid., "Looked at again"); it is back, with tests against Redis
 """
 
 import asyncio
-
 import time
 from copy import deepcopy
 
