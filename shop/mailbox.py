@@ -1,7 +1,7 @@
 """A queue for one socket's messages, smaller than `asyncio.Queue`.
 
-Every open socket has two queues waiting on it, uvicorn's for what the browser sends
-(`shop.socket_protocol`) and the channel layer's for what the shop pushes. An `asyncio.Queue` is
+Every open socket has two queues: uvicorn's for what the browser sends (`shop.socket_protocol`)
+and the channel layer's for what the shop pushes (`shop.channel_layers`, both layers). An `asyncio.Queue` is
 four deques, about 3.3 KiB even when empty; a socket mostly waits with nothing queued.
 """
 
@@ -9,7 +9,8 @@ import asyncio
 
 
 class Mailbox:
-    """What a channel layer needs of an `asyncio.Queue` (put_nowait, get, empty), in two lists.
+    """What a channel layer or uvicorn needs of an `asyncio.Queue` (put_nowait, get, empty), in
+    two lists.
 
     First in, first out, one item to each receiver; a receiver cancelled after it was woken passes
     its wake-up on, so no item waits while a receiver sleeps.
