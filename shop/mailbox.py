@@ -1,8 +1,9 @@
 """A queue for one socket's messages, smaller than `asyncio.Queue`.
 
 Every open socket has two queues: uvicorn's for what the browser sends (`shop.socket_protocol`)
-and the channel layer's for what the shop pushes (`shop.channel_layers`, both layers). An `asyncio.Queue` is
-four deques, about 3.3 KiB even when empty; a socket mostly waits with nothing queued.
+and the channel layer's for what the shop pushes (`shop.channel_layers`, both layers). An
+`asyncio.Queue` is four deques, about 3.3 KiB even when empty; a socket mostly waits with nothing
+queued.
 """
 
 import asyncio

@@ -32,25 +32,20 @@ def url_match(scope: dict) -> ResolverMatch | None:
     """The URL match of an HTTP request (None if nothing matches), resolved once and kept in its
     ASGI scope: the gate, the handler, this middleware and Django's own routing
     (`shop.handlers.ShopperHandler`) all ask, and each resolve costs 30-40 µs."""
-    try:
-        return scope[MATCH]
-    except KeyError:
-        pass
-    try:
-        match = resolve(scope["path"].removeprefix(scope.get("root_path", "")))
-    except Resolver404:
-        match = None
-    scope[MATCH] = match
-    return match
+    if MATCH not in scope:
+        scope[MATCH] = _resolved(scope["path"].removeprefix(scope.get("root_path", "")))
+    return scope[MATCH]
 
 
 def request_match(request: HttpRequest) -> ResolverMatch | None:
     """`url_match` for a Django request; one without a scope (the WSGI test client) is resolved."""
     scope = getattr(request, "scope", None)
-    if scope is not None:
-        return url_match(scope)
+    return _resolved(request.path_info) if scope is None else url_match(scope)
+
+
+def _resolved(path: str) -> ResolverMatch | None:
     try:
-        return resolve(request.path_info)
+        return resolve(path)
     except Resolver404:
         return None
 

@@ -2,7 +2,8 @@
 
 A shopper's socket stays open, idle, for as long as the shopper looks at the order: during a busy
 sale, thousands per process, each one of these objects. uvicorn keeps two things per socket that
-an idle socket does not need (bench/profile_notes.md, "Memory per idle socket: the server's part"):
+an idle socket does not need (bench/profile_notes.md, "Memory per idle socket: what the server
+and the socket let go"):
 
 - the opening handshake, request and response with their headers (websockets' `Request` and
   `Response`), used only to answer it; the ASGI scope keeps its own copy of the request's headers;
