@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
+import aiohttp
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -86,7 +86,7 @@ def claim_due(limit: int) -> list[Claim]:
     ]
 
 
-async def _post(client: httpx.AsyncClient, claim: Claim, kind: AttemptKind) -> Sent:
+async def _post(client: aiohttp.ClientSession, claim: Claim, kind: AttemptKind) -> Sent:
     secret = settings.SANDBOX_NOTIFY_SECRET
     if kind == AttemptKind.PROBE:
         # Like WeChat Pay's SIGNTEST probes: a well-formed header that no merchant secret matches.
@@ -99,8 +99,13 @@ async def _post(client: httpx.AsyncClient, claim: Claim, kind: AttemptKind) -> S
     status_code, error = None, ""
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):
-            response = await client.post(claim.url, content=claim.body, headers=headers)
-        status_code = response.status_code
+            # A redirect is an answer, not a place to send the notification again (WeChat Pay
+            # follows none either); the body is read so that the connection can be kept.
+            async with client.post(
+                claim.url, data=claim.body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+        status_code = response.status
     except TimeoutError:
         error = f"no answer within {TIMEOUT_SECONDS:g} s"
     except Exception as exc:  # whatever went wrong, the attempt failed and will be retried
@@ -109,7 +114,7 @@ async def _post(client: httpx.AsyncClient, claim: Claim, kind: AttemptKind) -> S
     return Sent(kind, sent_at, duration_ms, status_code, error)
 
 
-async def send(client: httpx.AsyncClient, claim: Claim) -> list[Sent]:
+async def send(client: aiohttp.ClientSession, claim: Claim) -> list[Sent]:
     """The probe first if due, then the notification and its duplicates all at once."""
     sent = []
     if claim.probe:

@@ -135,7 +135,7 @@ async def test_an_unreachable_merchant_is_retried() -> None:
     notification = await notification_of(payment)
     assert notification.state == DeliveryState.PENDING
     assert notification.attempts == 1
-    assert "ConnectError" in notification.last_error
+    assert "ClientConnectorError" in notification.last_error
     assert notification.next_attempt_at is not None
 
 
