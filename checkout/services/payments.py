@@ -3,7 +3,6 @@
 import logging
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -16,6 +15,7 @@ from checkout.gateways.base import GatewayError, GatewayPayment, PaymentRequest
 from checkout.models import Order, OrderStatus, Payment
 from checkout.panels import panel_state
 from checkout.push import push_order_changed
+from shop.db import db_step
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,9 @@ class PaymentNotStarted(Exception):
 async def payment_start(*, order: Order) -> Order:
     """Start paying for `order` in callback mode; returns the order, pending.
 
-    No transaction is open while the payment system is called. A double click or a retry sends the
-    same idempotency key, so the payment system answers with the same payment.
+    No transaction is open, and no database connection held, while the payment system is called
+    (the caller reads the order with `shop.db.db_step`). A double click or a retry sends the same
+    idempotency key, so the payment system answers with the same payment.
     """
     if not states.can_start_payment(order.status):
         return order
@@ -56,7 +57,7 @@ async def payment_start(*, order: Order) -> Order:
         raise PaymentNotStarted(
             _("The payment system gave an unexpected answer. Please try again.")
         )
-    order, changed = await sync_to_async(payment_record)(payment=payment)
+    order, changed = await db_step(payment_record)(payment=payment)
     if changed:
         await push_order_changed(panel_state(order))  # the locked order: no query
     return order

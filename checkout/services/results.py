@@ -6,7 +6,6 @@ Notifications, the reconciler's active queries and its expiry all end here, so t
 
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +14,7 @@ from checkout.gateways.base import GatewayPayment
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
 from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
+from shop.db import db_step
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ async def result_receive(
     *, biz: str, payment: GatewayPayment | None, notification: Notification | None = None
 ) -> Applied:
     """Apply a result, then, once it is committed, tell the shopper's page."""
-    applied = await sync_to_async(result_apply)(biz=biz, payment=payment, notification=notification)
+    applied = await db_step(result_apply)(biz=biz, payment=payment, notification=notification)
     if applied.state is not None:
         await push_order_changed(applied.state)
     return applied

@@ -1,0 +1,94 @@
+"""A payment system that hangs holds the Pays waiting for it, and nothing else.
+
+A Pay waits for the payment system's answer for up to PAYMENT_GATEWAY_TIMEOUT. Were its
+database connection kept meanwhile, a few such Pays would take every connection of the process's
+pool, and every other page, socket and notification would wait for one: an outage of the payment
+system would stop the shop.
+"""
+
+import asyncio
+import json
+import threading
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from checkout.models import OrderStatus
+from tests import fake_http
+from tests.checkout import factories as f
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def started(order, pay_id: str) -> bytes:
+    """The payment system's answer to the Pay, once it comes."""
+    answer = {
+        "payment_id": pay_id,
+        "status": "pending",
+        "cashier_url": f"http://127.0.0.1:9/sandbox/cashier/{pay_id}",
+        "out_trade_no": order.biz,
+        "amount": order.amount,
+        "currency": order.currency,
+    }
+    return json.dumps(answer).encode()
+
+
+def cookie(session) -> str:
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
+async def test_pays_waiting_for_the_payment_system_hold_no_database_connection(shops):
+    paying_session = await sync_to_async(f.shopper_session)()
+    paying = await sync_to_async(f.order)(paying_session)
+    browsing_session = await sync_to_async(f.shopper_session)()
+    browsing = await sync_to_async(f.order)(browsing_session)
+    waiting = await sync_to_async(f.order)(status=OrderStatus.PENDING)
+    pay_id = f.payment_id()
+    arrived, release = threading.Event(), threading.Event()
+    held = fake_http.answering(201, started(paying, pay_id), arrived=arrived, release=release)
+    with held as gateway:
+        # One connection in the pool, and no background loop to take it (the reconciler and the
+        # sandbox's deliveries keep theirs): a Pay that kept its own would leave none to anyone.
+        server = shops.start(
+            "hanging",
+            DATABASE_POOL_SIZE="1",
+            PAYMENT_GATEWAY_URL=gateway,
+            RECONCILE_IN_SERVER="0",
+            SANDBOX_ENABLED="0",
+        )
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as browser:
+            csrf = "a" * 32
+            pay = asyncio.create_task(
+                browser.post(
+                    f"/orders/{paying.biz}/pay/",
+                    headers={
+                        "Cookie": f"{cookie(paying_session)}; csrftoken={csrf}",
+                        "X-CSRFToken": csrf,
+                        "HX-Request": "true",
+                    },
+                )
+            )
+            assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
+
+            # While that Pay waits: another shopper's page, and a result for a third order.
+            page = await browser.get(
+                f"/orders/{browsing.biz}/",
+                headers={"Cookie": cookie(browsing_session)},
+            )
+            body = f.notice_body(waiting)
+            notified = await browser.post(
+                "/payments/notify/sandbox/",
+                content=body,
+                headers={"Content-Type": "application/json", **f.signed_headers(body)},
+            )
+            assert not pay.done()  # the payment system has still not answered
+            release.set()
+            paid = await pay
+
+    assert page.status_code == 200 and browsing.biz in page.text
+    assert notified.status_code == 200
+    await waiting.arefresh_from_db()
+    assert waiting.status == OrderStatus.PAID
+    assert paid.status_code == 200 and 'data-status="pending"' in paid.text
