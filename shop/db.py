@@ -1,4 +1,11 @@
-"""Database connections in async requests that also wait for something slower than a query."""
+"""Database connections in async requests that also wait for something slower than a query.
+
+A request keeps its database connection (from the process's pool, on PostgreSQL) until it ends,
+as Django has it. For a request that then waits on something else, a payment system that hangs
+or a Redis that does, that would let a handful of such requests hold the whole pool and stop every
+other page, socket and notification for as long. These give it back early instead. Inside a
+transaction (a test's) the connection stays: it cannot be given back there.
+"""
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -11,22 +18,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def db_step(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """`sync_to_async(func)` for a step of a request that goes on to wait for the payment system or
-    a push: the request's thread gives its database connection back (to the pool, on PostgreSQL)
-    once the step is done, not at the end of the request. Otherwise each Pay waiting for a payment
-    system that hangs (up to PAYMENT_GATEWAY_TIMEOUT) would hold one of the process's few pooled
-    connections, and a handful of such Pays would stop every other page, socket and notification.
+def _give_back() -> None:
+    if not connection.in_atomic_block:
+        connection.close()
 
-    Inside a transaction (a test's) the connection stays: it cannot be given back there.
-    """
+
+# Awaited from an async view, runs in the request's thread, whose connection it gives back; the
+# next query there takes one again.
+give_back = sync_to_async(_give_back)
+
+
+def db_step(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`sync_to_async(func)` for a request's last database work before it waits on something
+    else (a notification's push): the connection goes back to the pool when `func` is done, not
+    when the request ends, at no extra cost (nothing takes one again)."""
 
     @wraps(func)
     def step(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         finally:
-            if not connection.in_atomic_block:
-                connection.close()
+            _give_back()
 
     return sync_to_async(step)

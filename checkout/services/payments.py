@@ -1,8 +1,11 @@
 """Starting a payment: call the payment system, return at once, record what it said."""
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -15,9 +18,14 @@ from checkout.gateways.base import GatewayError, GatewayPayment, PaymentRequest
 from checkout.models import Order, OrderStatus, Payment
 from checkout.panels import panel_state
 from checkout.push import push_order_changed
-from shop.db import db_step
+from shop.db import give_back
 
 logger = logging.getLogger(__name__)
+
+
+# Seconds: far above the payment system's usual answer (about 10 ms here; the whole Pay's p99 is
+# about 0.6 s under the checkout benchmark's heaviest load).
+GIVE_BACK_AFTER = 1.0
 
 
 class PaymentNotStarted(Exception):
@@ -27,9 +35,9 @@ class PaymentNotStarted(Exception):
 async def payment_start(*, order: Order) -> Order:
     """Start paying for `order` in callback mode; returns the order, pending.
 
-    No transaction is open, and no database connection held, while the payment system is called
-    (the caller reads the order with `shop.db.db_step`). A double click or a retry sends the same
-    idempotency key, so the payment system answers with the same payment.
+    No transaction is open while the payment system is called, and a slow answer holds no database
+    connection (`_answer`). A double click or a retry sends the same idempotency key, so the
+    payment system answers with the same payment.
     """
     if not states.can_start_payment(order.status):
         return order
@@ -44,7 +52,7 @@ async def payment_start(*, order: Order) -> Order:
         expire_at=order.expires_at,
     )
     try:
-        payment = await get_gateway().start(request)
+        payment = await _answer(get_gateway().start(request))
     except GatewayError as error:
         logger.warning("payment start failed biz=%s error=%s", order.biz, error)
         raise PaymentNotStarted(
@@ -57,10 +65,27 @@ async def payment_start(*, order: Order) -> Order:
         raise PaymentNotStarted(
             _("The payment system gave an unexpected answer. Please try again.")
         )
-    order, changed = await db_step(payment_record)(payment=payment)
+    order, changed = await sync_to_async(payment_record)(payment=payment)
     if changed:
         await push_order_changed(panel_state(order))  # the locked order: no query
     return order
+
+
+async def _answer(call: Awaitable[GatewayPayment]) -> GatewayPayment:
+    """The payment system's answer to a Pay. The request keeps its database connection while it
+    waits, unless the answer takes longer than GIVE_BACK_AFTER: then it gives it back meanwhile,
+    so that Pays waiting for a payment system that hangs (up to PAYMENT_GATEWAY_TIMEOUT) do not
+    hold the process's pool and stop every other request (`shop.db`). Not on every Pay: taking a
+    connection again after the answer queues behind every request that came meanwhile, and at
+    1,000 shoppers Pay's median went from 0.26 to 6 s (bench/profile_notes.md)."""
+    answer = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({answer}, timeout=GIVE_BACK_AFTER)
+        if not done:
+            await give_back()
+        return await answer
+    finally:
+        answer.cancel()  # nothing once answered; a Pay cancelled (its browser left) stops waiting
 
 
 def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:

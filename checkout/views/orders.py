@@ -8,7 +8,6 @@ from checkout.panels import panel_render
 from checkout.selectors import order_for_owner
 from checkout.services.payments import PaymentNotStarted, payment_start
 from checkout.shoppers import shopper_of
-from shop.db import db_step
 
 
 def own_order(request: HttpRequest, biz: str) -> Order:
@@ -28,7 +27,7 @@ def order_page(request: HttpRequest, biz: str) -> HttpResponse:
 @require_POST
 async def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
     """The Pay button (htmx): start the payment and answer with the pending panel at once."""
-    order = await db_step(own_order)(request, biz)
+    order = await sync_to_async(own_order)(request, biz)
     try:
         order = await payment_start(order=order)
     except PaymentNotStarted as error:

@@ -1,9 +1,10 @@
 """A payment system that hangs holds the Pays waiting for it, and nothing else.
 
 A Pay waits for the payment system's answer for up to PAYMENT_GATEWAY_TIMEOUT. Were its
-database connection kept meanwhile, a few such Pays would take every connection of the process's
-pool, and every other page, socket and notification would wait for one: an outage of the payment
-system would stop the shop.
+database connection kept all that time, a few such Pays would take every connection of the
+process's pool, and every other page, socket and notification would wait for one: an outage of
+the payment system would stop the shop. A Pay gives it back once the answer is late
+(`checkout.services.payments.GIVE_BACK_AFTER`).
 """
 
 import asyncio
