@@ -7,9 +7,9 @@ No server and no network, so the figure is steadier than a load test's on a shar
     after another, each for a different waiting order;
   - page, poll, pay: a shopper's requests through the same application, each by a different
     shopper with a saved session: the order page (a synchronous view), the bench's polled panel
-    (`bench.views.poll`, synchronous) and Pay (async, CSRF-checked) against an in-process
-    payment system (`httpx.MockTransport`, no cashier link so no QR code) that accepts every
-    payment;
+    (`bench.views.poll`, synchronous) and Pay (async, CSRF-checked), which calls the sandbox,
+    running as a process of its own as in the benchmark, over loopback (the answer's QR code
+    included; only the shop's process is measured);
   - connect: N status sockets opened (Channels' communicator), each checking its owner and
     sending the pending panel;
   - push: a push to each of them (the paid order's state, as a result's transaction leaves it),
@@ -18,14 +18,13 @@ CPU is the process's (every thread), divided by N. Needs DATABASE_URL (PostgreSQ
 """
 
 import asyncio
-import json
 import os
 import secrets
 import sys
+import tempfile
 import time
 
-import httpx
-
+from bench import servers
 from bench.servers import base_env
 
 os.environ.update({**base_env(os.environ["DATABASE_URL"]), "SANDBOX_ENABLED": "0"})
@@ -41,7 +40,6 @@ from django.db.models import F  # noqa: E402
 
 from bench import fixtures  # noqa: E402
 from bench.asgi_request import asgi_request  # noqa: E402
-from checkout.gateways import sandbox  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.panels import PanelState, panel_state  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402
@@ -74,27 +72,17 @@ async def requests(count: int) -> float:
     return cpu_ms(started, count)
 
 
-def gateway_answer(request: httpx.Request) -> httpx.Response:
-    """The payment system's answer to a new payment: pending, for what was asked."""
-    asked = json.loads(request.content)
-    return httpx.Response(
-        201,
-        json={
-            "payment_id": "pay_" + secrets.token_hex(12),
-            "out_trade_no": asked["out_trade_no"],
-            "status": "pending",
-            "amount": asked["amount"],
-            "currency": asked["currency"],
-            "cashier_url": "",
-        },
-    )
-
-
 async def shopper_requests(count: int) -> dict[str, float]:
     """CPU per order page, per poll and per Pay, each by its own shopper and order."""
-    sandbox._clients[asyncio.get_running_loop()] = httpx.AsyncClient(
-        base_url=settings.PAYMENT_GATEWAY_URL, transport=httpx.MockTransport(gateway_answer)
+    payment_system = servers.sandbox(
+        database_url=os.environ["DATABASE_URL"], tmp_dir=tempfile.mkdtemp(prefix="cost-")
     )
+    with payment_system:
+        settings.PAYMENT_GATEWAY_URL = payment_system.url + "/sandbox/"
+        return await _shopper_requests(count)
+
+
+async def _shopper_requests(count: int) -> dict[str, float]:
     shoppers = await sync_to_async(fixtures.shoppers_create)(WARM + count)
     token = secrets.token_hex(16)  # the CSRF cookie's secret, sent back in the header as htmx does
     figures = {}

@@ -99,8 +99,8 @@ async def _post(client: aiohttp.ClientSession, claim: Claim, kind: AttemptKind) 
     status_code, error = None, ""
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):
-            # A redirect is an answer, not a place to send the notification again (WeChat Pay
-            # follows none either); the body is read so that the connection can be kept.
+            # A redirect is an answer (not 2xx: a failure), not a place to send the notification
+            # again, as before with httpx; the body is read so that the connection can be kept.
             async with client.post(
                 claim.url, data=claim.body, headers=headers, allow_redirects=False
             ) as response:

@@ -12,7 +12,7 @@ payment system's notifications, the sandbox's API) keep Django's async chain: th
 shoppers' middleware anyway, and their awaits hold no thread.
 
 A shopper's async view (Pay, and healthz, which is not marked) is called from that thread through
-`async_to_sync`, as Django's WSGI handler calls one: its awaits (the payment system, over httpx)
+`async_to_sync`, as Django's WSGI handler calls one: its awaits (the payment system, over aiohttp)
 still run on the event loop, which serves other requests meanwhile, while the request's thread
 waits for the view's answer. The request gate (shop/gate.py, HTTP_MAX_CONCURRENT) counts every
 shopper's request in flight, async view or not, so it bounds how many threads wait so.

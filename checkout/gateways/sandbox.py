@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from django.conf import settings
 
 from checkout.gateways.base import (
@@ -31,21 +31,34 @@ PAYMENT_ID = re.compile(r"pay_[0-9a-f]{24}")
 BIZ = re.compile(r"[0-9a-f]{32}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 
-# One connection pool per event loop: httpx clients must not be shared across loops.
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+# One aiohttp session (a connection pool) per event loop: sessions must not cross loops. aiohttp,
+# not httpx: about a quarter of the CPU per request (bench/profile_notes.md, "The payment system's
+# HTTP clients").
+_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+_closers: set[asyncio.Task] = set()
 
 
-def _client() -> httpx.AsyncClient:
+def _session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            base_url=settings.PAYMENT_GATEWAY_URL,
-            headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}"},
-            timeout=settings.PAYMENT_GATEWAY_TIMEOUT,
-        )
-        _clients[loop] = client
-    return client
+    session = _sessions.get(loop)
+    if session is None:
+        # No trust_env: HTTP(S)_PROXY, which httpx read, is not used; with it aiohttp also reads
+        # ~/.netrc in a worker thread on every request.
+        session = _sessions[loop] = aiohttp.ClientSession()
+        closer = loop.create_task(_close_with_loop(loop, session))
+        _closers.add(closer)
+        closer.add_done_callback(_closers.discard)
+    return session
+
+
+async def _close_with_loop(loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
+    """Close the loop's session when the loop ends: its runner (`asyncio.run`, uvicorn's, asgiref's
+    for a synchronous caller) cancels what is still waiting, this included, before it closes."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        _sessions.pop(loop, None)
+        await session.close()
 
 
 class SandboxGateway:
@@ -62,7 +75,7 @@ class SandboxGateway:
         }
         # The order's id is the idempotency key: a double click or a retry is the same payment.
         data = await self._call(
-            "POST", "v1/payments", json=body, headers={"Idempotency-Key": request.biz}
+            "POST", "v1/payments", body=body, headers={"Idempotency-Key": request.biz}
         )
         return _payment(data)
 
@@ -94,20 +107,29 @@ class SandboxGateway:
         *,
         missing_ok: bool = False,
         conflict_ok: bool = False,
-        **kwargs: Any,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         try:
-            response = await _client().request(method, path, **kwargs)
-        except httpx.HTTPError as error:
+            async with _session().request(
+                method,
+                settings.PAYMENT_GATEWAY_URL + path,
+                json=body,
+                params=params,
+                headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}", **(headers or {})},
+                timeout=aiohttp.ClientTimeout(total=settings.PAYMENT_GATEWAY_TIMEOUT),
+                allow_redirects=False,
+            ) as response:
+                status, content = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise GatewayError(f"{method} {path}: {type(error).__name__}: {error}") from error
-        if response.status_code == 404 and missing_ok:
+        if status == 404 and missing_ok:
             return None
-        if response.status_code == 409 and conflict_ok:
-            return response.json()
-        if not response.is_success:
-            raise GatewayError(f"{method} {path}: HTTP {response.status_code}")
+        if not (200 <= status < 300 or (status == 409 and conflict_ok)):
+            raise GatewayError(f"{method} {path}: HTTP {status}")
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError as error:
             raise GatewayError(f"{method} {path}: answer is not JSON") from error
 

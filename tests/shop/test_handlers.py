@@ -10,9 +10,11 @@ import asyncio
 import re
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiohttp import web
 from asgiref.sync import SyncToAsync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.contrib import messages
@@ -24,7 +26,6 @@ from django.urls.resolvers import URLResolver
 from django.utils.deprecation import MiddlewareMixin
 from django.views.decorators.csrf import csrf_exempt
 
-from checkout.gateways import sandbox as sandbox_gateway
 from checkout.models import Order, OrderStatus, Payment
 from checkout.services import payments
 from sandbox.models import Payment as SandboxPayment
@@ -33,6 +34,7 @@ from shop.gate import Gate
 from shop.handlers import OneHopASGIHandler, RequestThreads
 from tests import fake_http
 from tests.checkout import factories as f
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -493,20 +495,29 @@ async def test_the_gate_counts_both_kinds_of_request(settings):
     assert not gate.semaphore.locked()
 
 
-class HeldAnswers(httpx.AsyncBaseTransport):
-    """The shop's way to the in-process sandbox (its API through the same ASGI application): each
-    answer is held, once the sandbox has made it, until `release` is set."""
+class HeldAnswers:
+    """The in-process sandbox (its API through the same ASGI application) behind an HTTP server of
+    the test's own, for the shop to call: each answer is held, once the sandbox has made it, until
+    `release` is set."""
 
     def __init__(self) -> None:
-        self.sandbox = httpx.ASGITransport(app=django_asgi_app)
+        self.sandbox = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=django_asgi_app), base_url="http://localhost"
+        )
         self.answered, self.release = asyncio.Event(), asyncio.Event()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.sandbox.handle_async_request(request)
-        await response.aread()
+    async def answer(self, request: web.Request) -> web.Response:
+        sent = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        answer = await self.sandbox.request(
+            request.method, request.path_qs, content=await request.read(), headers=sent
+        )
         self.answered.set()
         await self.release.wait()
-        return response
+        return web.Response(
+            status=answer.status_code, body=answer.content, content_type="application/json"
+        )
 
 
 async def pay_then_disconnect(cookies: dict[str, str], order: Order, when: asyncio.Event) -> None:
@@ -526,24 +537,28 @@ async def pay_then_disconnect(cookies: dict[str, str], order: Order, when: async
     assert communicator.output_queue.empty()  # no answer was sent to a browser that left
 
 
-def held_sandbox(monkeypatch, settings) -> HeldAnswers:
-    """The shop's client for this loop talks to the in-process sandbox, answers held."""
+@pytest.fixture
+async def held(settings) -> AsyncIterator[HeldAnswers]:
+    """The shop's payment system is the in-process sandbox, its answers held (`HeldAnswers`)."""
+    answers = HeldAnswers()
+    server = web.AppRunner(web.Application())
+    server.app.router.add_route("*", "/{path:.*}", answers.answer)
+    await server.setup()
+    port = free_port()
+    await web.TCPSite(server, "127.0.0.1", port).start()
     settings.SANDBOX_ENABLED = True
-    settings.PAYMENT_GATEWAY_URL = "http://localhost/sandbox/"
-    transport = HeldAnswers()
-    client = httpx.AsyncClient(
-        base_url=settings.PAYMENT_GATEWAY_URL,
-        headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}"},
-        transport=transport,
-    )
-    monkeypatch.setitem(sandbox_gateway._clients, asyncio.get_running_loop(), client)
-    return transport
+    settings.PAYMENT_GATEWAY_URL = f"http://127.0.0.1:{port}/sandbox/"
+    try:
+        yield answers
+    finally:
+        answers.release.set()
+        await server.cleanup()
+        await answers.sandbox.aclose()
 
 
-async def test_a_browser_gone_while_the_payment_system_answers_and_pay_again(monkeypatch, settings):
+async def test_a_browser_gone_while_the_payment_system_answers_and_pay_again(held):
     """The payment system made the payment, the browser left before its answer came back: the
     order is untouched, and the next Pay is answered with the same payment (idempotency key)."""
-    held = held_sandbox(monkeypatch, settings)
     cookies, order = await buy()
     await pay_then_disconnect(cookies, order, held.answered)
     assert (await Order.objects.aget()).status == OrderStatus.UNPAID
@@ -556,7 +571,7 @@ async def test_a_browser_gone_while_the_payment_system_answers_and_pay_again(mon
     assert (await Payment.objects.aget()).payment_id == (await SandboxPayment.objects.aget()).id
 
 
-async def test_a_browser_gone_after_the_payment_was_recorded(monkeypatch, settings):
+async def test_a_browser_gone_after_the_payment_was_recorded(monkeypatch, held):
     """The browser left while the pending panel was being pushed: the payment stays recorded."""
     pushing = asyncio.Event()
 
@@ -565,7 +580,7 @@ async def test_a_browser_gone_after_the_payment_was_recorded(monkeypatch, settin
         await asyncio.Event().wait()
 
     monkeypatch.setattr(payments, "push_order_changed", push_held)
-    held_sandbox(monkeypatch, settings).release.set()
+    held.release.set()
     cookies, order = await buy()
     await pay_then_disconnect(cookies, order, pushing)
     assert (await Order.objects.aget()).status == OrderStatus.PENDING
