@@ -51,7 +51,8 @@ async def test_pays_waiting_for_the_payment_system_hold_no_database_connection(s
     held = fake_http.answering(201, started(paying, pay_id), arrived=arrived, release=release)
     with held as gateway:
         # One connection in the pool, and no background loop to take it (the reconciler and the
-        # sandbox's deliveries keep theirs): a Pay that kept its own would leave none to anyone.
+        # sandbox's deliveries may hold one between their steps): a Pay that kept its own would
+        # leave none to anyone.
         server = shops.start(
             "hanging",
             DATABASE_POOL_SIZE="1",
