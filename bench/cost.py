@@ -1,7 +1,8 @@
 """`python -m bench.cost [N]`: CPU time a notification and a shopper's requests cost the shop,
 measured in one process.
 
-No server and no network, so the figure is steadier than a load test's on a shared machine:
+The shop runs in this process, with no server in front of it and no network but Pay's call to the
+payment system, so the figure is steadier than a load test's on a shared machine:
   - request: N signed `payment.succeeded` notifications through the shop's ASGI application (the
     middleware, the view, the transaction that records and applies the result, the push), one
     after another, each for a different waiting order;
