@@ -13,8 +13,10 @@ import time
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from checkout.management.commands import serve
 from checkout.models import Order, OrderStatus
 from tests.checkout import factories as f
 from tests.realtime.streams import next_status, open_stream
@@ -120,6 +122,23 @@ async def test_without_proxy_headers_a_forwarded_for_header_is_ignored(shops):
     # Django's own log lines reach the server's log with DEBUG off (a 500's traceback goes there).
     assert "WARNING django.request Not Found: /no-such-page/" in server.log_text()
     assert "127.0.0.1:" in server.log_text() and '"GET /metrics HTTP/1.1" 200' in server.log_text()
+
+
+@pytest.mark.parametrize(
+    ("workers", "message"),
+    [(2, "--workers 2 needs REDIS_URL"), (0, "--workers must be at least 1")],
+)
+def test_serve_refuses_workers_it_cannot_serve_right(settings, monkeypatch, workers, message):
+    """Several processes on the embedded layer could not push across themselves: refused at start,
+    before anything listens."""
+
+    def served(*args, **kwargs):
+        raise AssertionError("serve started serving")
+
+    monkeypatch.setattr(serve, "uvicorn_config", served)
+    settings.REDIS_URL = ""
+    with pytest.raises(CommandError, match=message):
+        call_command("serve", "--workers", str(workers))
 
 
 async def test_with_workers_each_process_serves_and_all_stop_on_sigterm(shops, shared_redis):

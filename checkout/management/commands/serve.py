@@ -9,7 +9,7 @@ this same configuration (`bench/servers.py`).
 
 import uvicorn
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from uvicorn.supervisors import Multiprocess
 
 from shop.socket_protocol import SocketProtocol
@@ -61,6 +61,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, workers: int = 1, **options) -> None:
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.REDIS_URL:
+            # Each process would have its own embedded channel layer: a result applied in one would
+            # not reach the sockets open on another until the watchlist's next sweep.
+            raise CommandError(f"--workers {workers} needs REDIS_URL, which carries the pushes.")
         config = uvicorn_config(workers=workers)
         try:
             if workers > 1:
