@@ -51,6 +51,20 @@ def payment(order: Order, *, cashier_url: str = "") -> Payment:
     )
 
 
+def started_body(order: Order, *, pay_id: str, cashier_url: str = "") -> bytes:
+    """The payment system's answer to a Pay for `order`: pending, as the contract gives it."""
+    return json.dumps(
+        {
+            "payment_id": pay_id,
+            "status": "pending",
+            "cashier_url": cashier_url,
+            "out_trade_no": order.biz,
+            "amount": order.amount,
+            "currency": order.currency,
+        }
+    ).encode()
+
+
 def notice_body(
     order: Order,
     *,

@@ -1,6 +1,5 @@
 """Exactly once under real concurrency: parallel HTTP deliveries against PostgreSQL row locks."""
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -98,19 +97,15 @@ def test_the_shoppers_pay_racing_a_success_notification_ends_paid_with_one_payme
     session = f.shopper_session()
     order = f.order(session)
     pay_id = f.payment_id()
-    started = {
-        "payment_id": pay_id,
-        "status": "pending",
-        "cashier_url": f"{live_server.url}/sandbox/cashier/{pay_id}",
-        "out_trade_no": order.biz,
-        "amount": order.amount,
-        "currency": order.currency,
-    }
+    cashier_url = f"{live_server.url}/sandbox/cashier/{pay_id}"
     arrived, release = threading.Event(), threading.Event()
     csrf = "a" * 32
     cookies = {settings.SESSION_COOKIE_NAME: session.session_key, "csrftoken": csrf}
     with fake_http.answering(
-        201, json.dumps(started).encode(), arrived=arrived, release=release
+        201,
+        f.started_body(order, pay_id=pay_id, cashier_url=cashier_url),
+        arrived=arrived,
+        release=release,
     ) as gateway:
         settings.PAYMENT_GATEWAY_URL = gateway
         with ThreadPoolExecutor(1) as pool:
@@ -133,7 +128,7 @@ def test_the_shoppers_pay_racing_a_success_notification_ends_paid_with_one_payme
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
     payment = Payment.objects.get(order=order)
-    assert payment.payment_id == pay_id and payment.cashier_url == started["cashier_url"]
+    assert payment.payment_id == pay_id and payment.cashier_url == cashier_url
     outcomes = sorted(Notification.objects.values_list("outcome", flat=True))
     assert outcomes == ["paid"] + ["unchanged"] * 19
     assert pushes == [order.biz], "the Pay that came second changed nothing and pushed nothing"

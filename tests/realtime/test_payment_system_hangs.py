@@ -8,7 +8,6 @@ the payment system would stop the shop. A Pay gives it back once the answer is l
 """
 
 import asyncio
-import json
 import threading
 
 import httpx
@@ -23,19 +22,6 @@ from tests.checkout import factories as f
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def started(order, pay_id: str) -> bytes:
-    """The payment system's answer to the Pay, once it comes."""
-    answer = {
-        "payment_id": pay_id,
-        "status": "pending",
-        "cashier_url": f"http://127.0.0.1:9/sandbox/cashier/{pay_id}",
-        "out_trade_no": order.biz,
-        "amount": order.amount,
-        "currency": order.currency,
-    }
-    return json.dumps(answer).encode()
-
-
 def cookie(session) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
@@ -48,7 +34,10 @@ async def test_pays_waiting_for_the_payment_system_hold_no_database_connection(s
     waiting = await sync_to_async(f.order)(status=OrderStatus.PENDING)
     pay_id = f.payment_id()
     arrived, release = threading.Event(), threading.Event()
-    held = fake_http.answering(201, started(paying, pay_id), arrived=arrived, release=release)
+    answer = f.started_body(
+        paying, pay_id=pay_id, cashier_url=f"http://127.0.0.1:9/sandbox/cashier/{pay_id}"
+    )
+    held = fake_http.answering(201, answer, arrived=arrived, release=release)
     with held as gateway:
         # One connection in the pool, and no background loop to take it (the reconciler and the
         # sandbox's deliveries may hold one between their steps): a Pay that kept its own would

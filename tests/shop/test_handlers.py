@@ -348,11 +348,8 @@ def threads_inside_middleware() -> list[int]:
 
 
 def pending_answer(order: Order, digit: str) -> bytes:
-    """The payment system's answer to a Pay for `order`, as the contract gives it."""
-    return (
-        '{"payment_id": "pay_%s", "out_trade_no": "%s", "status": "pending", "amount": %d,'
-        ' "currency": "CNY", "cashier_url": ""}' % (digit * 24, order.biz, order.amount)
-    ).encode()
+    """The payment system's answer to a Pay for `order`, with a payment id made of `digit`."""
+    return f.started_body(order, pay_id="pay_" + digit * 24)
 
 
 def pay(cookies: dict[str, str], order: Order, app=None):
