@@ -15,7 +15,9 @@ payment system, so the figure is steadier than a load test's on a shared machine
     sending the pending panel;
   - push: a push to each of them (the paid order's state, as a result's transaction leaves it),
     the socket rendering and sending the paid panel.
-CPU is the process's (every thread), divided by N. Needs DATABASE_URL (PostgreSQL).
+CPU is the process's (every thread), divided by N, and beside it PostgreSQL's (all of the server's
+processes, so any other work it does meanwhile too; for pay, the sandbox's queries included) when
+the server runs on this machine. Needs DATABASE_URL (PostgreSQL).
 """
 
 import asyncio
@@ -24,9 +26,12 @@ import secrets
 import sys
 import tempfile
 import time
+from typing import NamedTuple
+
+import psutil
 
 from bench import servers
-from bench.servers import base_env
+from bench.servers import base_env, usage
 
 os.environ.update({**base_env(os.environ["DATABASE_URL"]), "SANDBOX_ENABLED": "0"})
 
@@ -37,6 +42,7 @@ django.setup()
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
 
 from bench import fixtures  # noqa: E402
@@ -56,24 +62,59 @@ def paid_states(bizs: list[str]) -> dict[str, PanelState]:
     return {order.biz: panel_state(order) for order in orders}
 
 
-def cpu_ms(started: float, count: int) -> float:
-    return (time.process_time() - started) * 1000 / count
+class Cost(NamedTuple):
+    shop: float  # ms of this process's CPU per step
+    postgres: float | None  # ms of PostgreSQL's, if it runs here
+
+    def line(self, name: str, per: str, count: int) -> str:
+        database = "" if self.postgres is None else f", PostgreSQL {self.postgres:.2f} ms"
+        return f"{name}: {self.shop:.2f} ms CPU per {per}{database} ({count})"
 
 
-async def requests(count: int) -> float:
+def postgres_server() -> int | None:
+    """The pid of PostgreSQL's postmaster, if the server is on this machine."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    connection.close()
+    try:
+        process = psutil.Process(backend)
+        if process.name().startswith("postgres"):
+            return process.ppid()
+    except psutil.Error:
+        pass
+    return None
+
+
+POSTGRES = postgres_server()
+
+
+def clock() -> tuple[float, float]:
+    return time.process_time(), usage(POSTGRES)["cpu"] if POSTGRES else 0.0
+
+
+def cost_since(started: tuple[float, float], count: int) -> Cost:
+    (shop, postgres), (shop_then, postgres_then) = clock(), started
+    return Cost(
+        (shop - shop_then) * 1000 / count,
+        (postgres - postgres_then) * 1000 / count if POSTGRES else None,
+    )
+
+
+async def requests(count: int) -> Cost:
     shoppers = await sync_to_async(fixtures.shoppers_create)(WARM + count, pending=True)
     for i, shopper in enumerate(shoppers):
         if i == WARM:
-            started = time.process_time()
+            started = clock()
         body = fixtures.notice(shopper.orders[0], shopper.payment_ids[0])
         status, _ = await asgi_request(
             application, "POST", "/payments/notify/sandbox/", body, fixtures.signed(body)
         )
         assert status == 200, status
-    return cpu_ms(started, count)
+    return cost_since(started, count)
 
 
-async def shopper_requests(count: int) -> dict[str, float]:
+async def shopper_requests(count: int) -> dict[str, Cost]:
     """CPU per order page, per poll and per Pay, each by its own shopper and order."""
     payment_system = servers.sandbox(
         database_url=os.environ["DATABASE_URL"], tmp_dir=tempfile.mkdtemp(prefix="cost-")
@@ -83,7 +124,7 @@ async def shopper_requests(count: int) -> dict[str, float]:
         return await _shopper_requests(count)
 
 
-async def _shopper_requests(count: int) -> dict[str, float]:
+async def _shopper_requests(count: int) -> dict[str, Cost]:
     shoppers = await sync_to_async(fixtures.shoppers_create)(WARM + count)
     token = secrets.token_hex(16)  # the CSRF cookie's secret, sent back in the header as htmx does
     figures = {}
@@ -94,7 +135,7 @@ async def _shopper_requests(count: int) -> dict[str, float]:
     ):
         for i, shopper in enumerate(shoppers):
             if i == WARM:
-                started = time.process_time()
+                started = clock()
             headers = {
                 "Cookie": f"sessionid={shopper.session_key}; csrftoken={token}",
                 "X-CSRFToken": token,
@@ -103,14 +144,14 @@ async def _shopper_requests(count: int) -> dict[str, float]:
             url = path.format(shopper.orders[0])
             status, _ = await asgi_request(application, method, url, headers=headers)
             assert status == 200, (name, status)
-        figures[name] = cpu_ms(started, count)
+        figures[name] = cost_since(started, count)
     return figures
 
 
-async def sockets_and_pushes(count: int) -> tuple[float, float]:
+async def sockets_and_pushes(count: int) -> tuple[Cost, Cost]:
     shoppers = await sync_to_async(fixtures.shoppers_create)(count, pending=True)
     sockets = []
-    started = time.process_time()
+    started = clock()
     for shopper in shoppers:
         socket = WebsocketCommunicator(
             application,
@@ -125,25 +166,25 @@ async def sockets_and_pushes(count: int) -> tuple[float, float]:
         assert connected
         await socket.receive_from()  # the pending panel
         sockets.append((shopper.orders[0], socket))
-    connect = cpu_ms(started, count)
+    connect = cost_since(started, count)
     states = await sync_to_async(paid_states)([biz for biz, _ in sockets])
-    started = time.process_time()
+    started = clock()
     for biz, socket in sockets:
         await push_order_changed(states[biz])
         assert 'data-status="paid"' in await socket.receive_from()
-    push = cpu_ms(started, count)
+    push = cost_since(started, count)
     for _, socket in sockets:
         await socket.disconnect()
     return connect, push
 
 
 async def main(count: int) -> None:
-    print(f"request: {await requests(count):.2f} ms CPU per notification ({count})")
-    for name, ms in (await shopper_requests(count)).items():
-        print(f"{name}: {ms:.2f} ms CPU per shopper request ({count})")
+    print((await requests(count)).line("request", "notification", count))
+    for name, cost in (await shopper_requests(count)).items():
+        print(cost.line(name, "shopper request", count))
     connect, push = await sockets_and_pushes(count)
-    print(f"connect: {connect:.2f} ms CPU per socket opened ({count})")
-    print(f"push: {push:.2f} ms CPU per push to one socket ({count})")
+    print(connect.line("connect", "socket opened", count))
+    print(push.line("push", "push to one socket", count))
 
 
 if __name__ == "__main__":
