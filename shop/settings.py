@@ -103,13 +103,20 @@ DATABASES = {
 # persistent connections are not safe): a burst of 2,000 connects opened 6,000 in a row and
 # outlasted the server's handshake timeout (daphne's 5 s, then). DATABASE_POOL_SIZE bounds each
 # process's share of PostgreSQL's max_connections.
+# Statements are sent with their parameters apart (server-side binding), so that PostgreSQL keeps
+# the plan of one run five times on a connection (psycopg's prepared statements): about half of
+# PostgreSQL's CPU per request (bench/profile_notes.md, seventh pass). Django leaves them off for
+# the sake of external poolers in transaction mode (PgBouncer before 1.21): behind one of those, set
+# DATABASE_PREPARED_STATEMENTS=0.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": 1,
             "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "8")),
             "timeout": 20,
-        }
+        },
+        "server_side_binding": True,
+        "prepare_threshold": 5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None,
     }
 # HTTP requests inside Django at once, per process; the rest wait their turn (shop/gate.py).
 HTTP_MAX_CONCURRENT = int(os.environ.get("HTTP_MAX_CONCURRENT", "64"))

@@ -60,6 +60,7 @@ SHOP_ENV = frozenset(
         "FORWARDED_ALLOW_IPS",
         "HTTPS",
         "DATABASE_POOL_SIZE",
+        "DATABASE_PREPARED_STATEMENTS",
     }
 )
 
