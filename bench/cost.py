@@ -17,7 +17,7 @@ payment system, so the figure is steadier than a load test's on a shared machine
     the socket rendering and sending the paid panel.
 CPU is the process's (every thread), divided by N, and beside it PostgreSQL's (all of the server's
 processes, so any other work it does meanwhile too; for pay, the sandbox's queries included) when
-the server runs on this machine. Needs DATABASE_URL (PostgreSQL).
+the server runs on this machine (lines as `bench.cpu` has them). Needs DATABASE_URL (PostgreSQL).
 """
 
 import asyncio
@@ -26,7 +26,6 @@ import secrets
 import sys
 import tempfile
 import time
-from typing import NamedTuple
 
 import psutil
 
@@ -46,6 +45,7 @@ from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
 
 from bench import fixtures  # noqa: E402
+from bench.cpu import Cost  # noqa: E402
 from bench.asgi_request import asgi_request  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.panels import PanelState, panel_state  # noqa: E402
@@ -60,15 +60,6 @@ def paid_states(bizs: list[str]) -> dict[str, PanelState]:
     Order.objects.filter(biz__in=bizs).update(status="paid", version=F("version") + 1)
     orders = Order.objects.select_related("product", "payment").filter(biz__in=bizs)
     return {order.biz: panel_state(order) for order in orders}
-
-
-class Cost(NamedTuple):
-    shop: float  # ms of this process's CPU per step
-    postgres: float | None  # ms of PostgreSQL's, if it runs here
-
-    def line(self, name: str, per: str, count: int) -> str:
-        database = "" if self.postgres is None else f", PostgreSQL {self.postgres:.2f} ms"
-        return f"{name}: {self.shop:.2f} ms CPU per {per}{database} ({count})"
 
 
 def postgres_server() -> int | None:

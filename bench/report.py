@@ -330,6 +330,32 @@ def _loads(loads) -> str:
     return ", ".join(f"{x:.2f}" for x in loads) if loads else "not recorded"
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _speed(steps: list[dict]) -> list[str]:
+    """The machine's speed: `bench.cost`'s CPU per request, in one process with nothing else."""
+    if not steps:
+        return []
+    return [
+        "## The machine's speed",
+        "",
+        "CPU per request with no load: `python -m bench.cost "
+        f"{steps[0]['count']}` (each step {steps[0]['count']} times, one after another, through "
+        "the shop's ASGI application in one process; what each step is: `bench/cost.py`), at "
+        "the start of the run; PostgreSQL's CPU is all of its processes' (for pay, the "
+        "sandbox's queries too). The same code costs more on a slower or busier machine: "
+        "compare these figures before comparing another run's.",
+        "",
+        _table(
+            ["step", "per", "shop ms CPU", "PostgreSQL ms CPU"],
+            [[x["step"], x["per"], f"{x['process']:.2f}", _ms(x["postgres"])] for x in steps],
+        ),
+        "",
+    ]
+
+
 def _small_only(s: dict) -> str:
     pairs = s.get("push_small_only") or ()
     sizes = s["sockets"]
@@ -381,7 +407,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"- Load average (1, 5, 15 min) at the start: {_loads(results.get('load_start'))}; "
         f"at the end: {_loads(env.get('load_end'))}",
         f"- Machine: {env['machine']}; a shared machine (the load averages above show how busy "
-        "it was), so compare ratios within this run, not absolute figures across runs",
+        "it was), so compare ratios within this run, not absolute figures across runs (the "
+        "machine's speed below tells how fast this one was)",
         f"- Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
         f"- Database: {env['database']}; channel layer store: {env['redis']}",
         f"- Reproduce: `{command}` with `DATABASE_URL` (PostgreSQL) and `REDIS_URL` set, "
@@ -394,6 +421,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         "last column of its table: where it says 1, that cell ran once (the time budget of "
         "a few minutes for the whole run affords no more).",
         "",
+        *_speed(results.get("cost", [])),
         "## Targets",
         "",
         _table(

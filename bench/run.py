@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench import report, servers
+from bench import cpu, report, servers
 from bench.sizes import FULL, QUICK, Sizes
 from tests.servers import ROOT
 
@@ -248,6 +248,29 @@ class Bench:
 
     # --- 4. push vs polling ----------------------------------------------------------------------
 
+    # --- the machine's speed -----------------------------------------------------------------------
+
+    def cost(self) -> list[dict]:
+        """`python -m bench.cost`: the shop's CPU and PostgreSQL's per request in one process, with
+        no load generator and no other server: what the machine's speed was, for reading this
+        run's figures beside another run's. Needs PostgreSQL; nothing on SQLite."""
+        if not self.database_url.startswith("postgres"):
+            return []
+        if not self.prepared:
+            servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir).manage(
+                "migrate", "--noinput"
+            )
+        run = subprocess.run(
+            [sys.executable, "-m", "bench.cost", str(self.sizes.cost_steps)],
+            cwd=ROOT,
+            env={"PATH": os.environ["PATH"], "DATABASE_URL": self.database_url},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        return cpu.parse(run.stdout)
+
     def waiting(self) -> list[dict]:
         s = self.sizes
         rows = []
@@ -299,7 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--charts", default=str(ROOT / "docs" / "bench"))
-    parser.add_argument("--only", nargs="*", default=["checkout", "push", "waiting"])
+    parser.add_argument("--only", nargs="*", default=["cost", "checkout", "push", "waiting"])
     parser.add_argument(
         "--set",
         nargs="*",

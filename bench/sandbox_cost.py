@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 
+from bench.cpu import Cost
 from bench.servers import SECRETS, base_env
 
 os.environ.update(
@@ -110,9 +111,8 @@ async def main(count: int) -> None:
         merchant.kill()
     names = ("create", "approve", "deliver")
     totals = [sum(step[i] for step in steps) * 1000 / count for i in range(3)]
-    for name, ms in zip(names, totals, strict=True):
-        print(f"{name}: {ms:.2f} ms CPU per checkout ({count})")
-    print(f"total: {sum(totals):.2f} ms CPU per checkout ({count})")
+    for name, ms in [*zip(names, totals, strict=True), ("total", sum(totals))]:
+        print(Cost(ms, None).line(name, "checkout", count))
 
 
 if __name__ == "__main__":

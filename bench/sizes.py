@@ -45,6 +45,8 @@ class Sizes:
     # saturated server answers each poller only every several seconds.
     poll_drain_seconds: float = 30.0
     waiting_runs: int = 3
+    # The machine's speed: CPU per request in one process, no load (`bench.cost`, PostgreSQL only).
+    cost_steps: int = 300
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,4 +75,5 @@ QUICK = Sizes(
     result_seconds=1.0,
     poll_drain_seconds=5.0,
     waiting_runs=1,
+    cost_steps=3,
 )
