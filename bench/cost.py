@@ -45,8 +45,8 @@ from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
 
 from bench import fixtures  # noqa: E402
-from bench.cpu import Cost  # noqa: E402
 from bench.asgi_request import asgi_request  # noqa: E402
+from bench.cpu import Cost  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.panels import PanelState, panel_state  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402

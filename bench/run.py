@@ -124,6 +124,29 @@ class Bench:
             raise RuntimeError(f"load generator failed ({load.returncode}); see {self.load_log}")
         return result, samples
 
+    # --- the machine's speed ---------------------------------------------------------------------
+
+    def cost(self) -> list[dict]:
+        """`python -m bench.cost`: the shop's CPU and PostgreSQL's per request in one process, with
+        no load generator and no other server: what the machine's speed was, for reading this
+        run's figures beside another run's. Needs PostgreSQL; nothing on SQLite."""
+        if not self.database_url.startswith("postgres"):
+            return []
+        if not self.prepared:
+            servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir).manage(
+                "migrate", "--noinput"
+            )
+        run = subprocess.run(
+            [sys.executable, "-m", "bench.cost", str(self.sizes.cost_steps)],
+            cwd=ROOT,
+            env={"PATH": os.environ["PATH"], "DATABASE_URL": self.database_url},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        return cpu.parse(run.stdout)
+
     # --- 1. sync vs callback ---------------------------------------------------------------------
 
     def checkout(self) -> list[dict]:
@@ -247,29 +270,6 @@ class Bench:
         return rows
 
     # --- 4. push vs polling ----------------------------------------------------------------------
-
-    # --- the machine's speed -----------------------------------------------------------------------
-
-    def cost(self) -> list[dict]:
-        """`python -m bench.cost`: the shop's CPU and PostgreSQL's per request in one process, with
-        no load generator and no other server: what the machine's speed was, for reading this
-        run's figures beside another run's. Needs PostgreSQL; nothing on SQLite."""
-        if not self.database_url.startswith("postgres"):
-            return []
-        if not self.prepared:
-            servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir).manage(
-                "migrate", "--noinput"
-            )
-        run = subprocess.run(
-            [sys.executable, "-m", "bench.cost", str(self.sizes.cost_steps)],
-            cwd=ROOT,
-            env={"PATH": os.environ["PATH"], "DATABASE_URL": self.database_url},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=True,
-        )
-        return cpu.parse(run.stdout)
 
     def waiting(self) -> list[dict]:
         s = self.sizes

@@ -104,10 +104,10 @@ DATABASES = {
 # outlasted the server's handshake timeout (daphne's 5 s, then). DATABASE_POOL_SIZE bounds each
 # process's share of PostgreSQL's max_connections.
 # Statements are sent with their parameters apart (server-side binding), so that PostgreSQL keeps
-# the plan of one run five times on a connection (psycopg's prepared statements): about half of
-# PostgreSQL's CPU per request (bench/profile_notes.md, seventh pass). Django leaves them off for
-# the sake of external poolers in transaction mode (PgBouncer before 1.21): behind one of those, set
-# DATABASE_PREPARED_STATEMENTS=0.
+# the plan of any statement a connection has run five times (psycopg's prepared statements): about
+# half of PostgreSQL's CPU per request (bench/profile_notes.md, seventh pass). Django leaves them
+# off for the sake of external poolers in transaction mode (PgBouncer before 1.21): behind one of
+# those, set DATABASE_PREPARED_STATEMENTS=0.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "pool": {

@@ -20,7 +20,7 @@ from tests.servers import ROOT
 def figures(module: str, count: int) -> list[dict]:
     """Run `python -m <module> <count>`; its lines of CPU per step (`bench.cpu`)."""
     require(connection.vendor == "postgresql", "needs PostgreSQL")
-    run = subprocess.run(
+    tool = subprocess.run(
         [sys.executable, "-m", module, str(count)],
         cwd=ROOT,
         env={"PATH": os.environ["PATH"], "DATABASE_URL": postgres_url(connection.settings_dict)},
@@ -28,8 +28,8 @@ def figures(module: str, count: int) -> list[dict]:
         text=True,
         timeout=120,
     )
-    assert run.returncode == 0, run.stderr
-    return [line for line in parse(run.stdout) if line["count"] == count]
+    assert tool.returncode == 0, tool.stderr
+    return [line for line in parse(tool.stdout) if line["count"] == count]
 
 
 TOOLS = {
