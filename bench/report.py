@@ -12,6 +12,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import psutil
+
 from bench import servers
 from bench.stats import median
 from tests.servers import ROOT
@@ -68,6 +70,19 @@ def _git() -> str:
         return "unknown"
 
 
+def cpu_clock() -> dict[str, float]:
+    """The machine's CPU time so far, all cores: in all, and stolen (the time a virtual machine's
+    cores waited while the host ran other guests)."""
+    times = psutil.cpu_times()
+    return {"total": sum(times), "steal": getattr(times, "steal", 0.0)}
+
+
+def _stolen(start: dict | None, end: dict | None) -> str:
+    if not start or not end or end["total"] <= start["total"]:
+        return "not recorded"
+    return f"{(end['steal'] - start['steal']) / (end['total'] - start['total']):.1%}"
+
+
 def environment(database_url: str, redis_url: str, sizes) -> dict:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -79,6 +94,7 @@ def environment(database_url: str, redis_url: str, sizes) -> dict:
         "redis": _redis(redis_url),
         "commit": _git(),
         "load_end": list(os.getloadavg()),
+        "cpu_end": cpu_clock(),
         "sizes": dataclasses.asdict(sizes),
     }
 
@@ -405,7 +421,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"- Date: {env['date']}, commit `{env['commit']}`, {results['seconds']:.0f} s in all "
         f"(the harness, from the first server started to this file written)",
         f"- Load average (1, 5, 15 min) at the start: {_loads(results.get('load_start'))}; "
-        f"at the end: {_loads(env.get('load_end'))}",
+        f"at the end: {_loads(env.get('load_end'))}; CPU time the host gave other guests "
+        f"meanwhile (steal): {_stolen(results.get('cpu_start'), env.get('cpu_end'))}",
         f"- Machine: {env['machine']}; a shared machine (the load averages above show how busy "
         "it was), so compare ratios within this run, not absolute figures across runs (the "
         "machine's speed below tells how fast this one was)",

@@ -357,6 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
         "logs": str(tmp_dir),
         # Other work shares the machine; its load is part of what the figures mean.
         "load_start": list(os.getloadavg()),
+        "cpu_start": report.cpu_clock(),
     }
     for part in args.only:
         print(f"bench: {part} ...", flush=True)

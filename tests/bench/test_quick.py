@@ -6,6 +6,7 @@ is for), only that each measurement happened and is self-consistent.
 
 import dataclasses
 import math
+import re
 
 import pytest
 
@@ -41,6 +42,7 @@ def test_the_report_has_every_section_and_its_charts(quick):
     ):
         assert heading in text
     assert "CPUs (" in text and "Reproduce:" in text
+    assert re.search(r"meanwhile \(steal\): \d+\.\d%", text)  # how busy the host was
     for chart in ("checkout.png", "push.png", "waiting.png"):
         assert (tmp / "charts" / chart).read_bytes().startswith(b"\x89PNG")
 
