@@ -136,16 +136,17 @@ class Bench:
             servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir).manage(
                 "migrate", "--noinput"
             )
-        run = subprocess.run(
+        tool = subprocess.run(
             [sys.executable, "-m", "bench.cost", str(self.sizes.cost_steps)],
             cwd=ROOT,
             env={"PATH": os.environ["PATH"], "DATABASE_URL": self.database_url},
             capture_output=True,
             text=True,
             timeout=600,
-            check=True,
         )
-        return cpu.parse(run.stdout)
+        if tool.returncode != 0:
+            raise RuntimeError(f"bench.cost failed ({tool.returncode}):\n{tool.stderr[-3000:]}")
+        return cpu.parse(tool.stdout)
 
     # --- 1. sync vs callback ---------------------------------------------------------------------
 
