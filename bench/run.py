@@ -139,7 +139,12 @@ class Bench:
         tool = subprocess.run(
             [sys.executable, "-m", "bench.cost", str(self.sizes.cost_steps)],
             cwd=ROOT,
-            env={"PATH": os.environ["PATH"], "DATABASE_URL": self.database_url},
+            # Its sandbox's log goes with the run's other logs.
+            env={
+                "PATH": os.environ["PATH"],
+                "DATABASE_URL": self.database_url,
+                "TMPDIR": str(self.tmp_dir),
+            },
             capture_output=True,
             text=True,
             timeout=600,
