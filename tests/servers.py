@@ -61,6 +61,12 @@ SHOP_ENV = frozenset(
         "HTTPS",
         "DATABASE_POOL_SIZE",
         "DATABASE_PREPARED_STATEMENTS",
+        "HTTP_MAX_CONCURRENT",
+        "METRICS_ALLOWED_ADDRS",
+        "METRICS_TOKEN",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
     }
 )
 
