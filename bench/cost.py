@@ -30,9 +30,8 @@ import time
 import psutil
 
 from bench import servers
-from bench.servers import base_env, usage
 
-os.environ.update({**base_env(os.environ["DATABASE_URL"]), "SANDBOX_ENABLED": "0"})
+os.environ.update({**servers.base_env(os.environ["DATABASE_URL"]), "SANDBOX_ENABLED": "0"})
 
 import django  # noqa: E402
 
@@ -81,7 +80,7 @@ POSTGRES = postgres_server()
 
 
 def clock() -> tuple[float, float]:
-    return time.process_time(), usage(POSTGRES)["cpu"] if POSTGRES else 0.0
+    return time.process_time(), servers.usage(POSTGRES)["cpu"] if POSTGRES else 0.0
 
 
 def cost_since(started: tuple[float, float], count: int) -> Cost:
