@@ -83,8 +83,11 @@ class Bench:
             except ProcessLookupError:
                 pass
 
-    def drive(self, server, params: dict, timeout: float = 600) -> tuple[dict, dict]:
-        """Run the load generator against `server`; sample the server at each STEP it reports."""
+    def drive(
+        self, server, params: dict, timeout: float = 600, on_step=lambda name: None
+    ) -> tuple[dict, dict]:
+        """Run the load generator against `server`; sample the server at each STEP it reports,
+        then call `on_step(name)` before the load goes on."""
         env = {**os.environ, **servers.base_env(self.database_url), "PYTHONUNBUFFERED": "1"}
         params = {**params, "base": server.url, "api_key": servers.SECRETS["SANDBOX_API_KEY"]}
         with self.load_log.open("a") as log:
@@ -113,6 +116,7 @@ class Bench:
                             "wall": time.perf_counter(),
                             **json.loads(info),
                         }
+                        on_step(name)
                         load.stdin.write("\n")
                         load.stdin.flush()
                     elif line.startswith("RESULT "):

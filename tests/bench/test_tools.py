@@ -1,6 +1,7 @@
 """The in-process cost tools keep working: `python -m bench.cost` (a notification, a shopper's
 requests, a socket and a push) and `python -m bench.sandbox_cost` (a checkout's three steps at the
-payment system); `make bench` reports the first as the machine's speed."""
+payment system); `make bench` reports the first as the machine's speed; `python -m bench.profile`
+samples the server under notifications."""
 
 import os
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import pytest
 from django.db import connection
 
-from bench import run
+from bench import profile, run
 from bench.cpu import parse
 from bench.sizes import QUICK
 from tests.conftest import require
@@ -56,3 +57,35 @@ def test_make_bench_reports_the_machines_speed(transactional_db, tmp_path):
     text = out.read_text()
     assert "## The machine's speed" in text
     assert text.index("## The machine's speed") < text.index("## Targets")
+
+
+def test_profile_shares_count_a_function_once_per_stack_whatever_its_lines():
+    stacks = [
+        "run (a.py:1);view (b.py:5);query (c.py:9) 3",
+        "run (a.py:1);view (b.py:6) 1",
+        "run (a.py:2);run (a.py:3);render (d.py:4) 2",
+    ]
+    total, inclusive, own = profile.shares(stacks)
+    assert total == 6
+    assert inclusive == {"run (a.py)": 6, "view (b.py)": 4, "query (c.py)": 3, "render (d.py)": 2}
+    assert own == {"query (c.py)": 3, "view (b.py)": 1, "render (d.py)": 2}
+
+
+def test_the_profiler_samples_the_server_through_the_notification_bursts(tmp_path):
+    """`python -m bench.profile` at a tiny size, on its own SQLite file: the bursts reach their
+    sockets, and py-spy's samples show the shop applying the results."""
+    tool = subprocess.run(
+        [
+            sys.executable, "-m", "bench.profile", "--sockets", "40", "--rate", "20",
+            "--seconds", "1", "--top", "1000", "--redis-url", "",
+            "--database-url", f"sqlite:///{tmp_path / 'bench.sqlite3'}",
+        ],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert tool.returncode == 0, tool.stderr
+    assert "(20 notifications, 0 lost)" in tool.stdout
+    assert "result_apply (checkout/services/results.py)" in tool.stdout
