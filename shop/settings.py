@@ -213,6 +213,9 @@ SANDBOX_API_KEY = env_required("SANDBOX_API_KEY", "sk_sandbox_dev_only")
 SANDBOX_NOTIFY_SECRET = env_required("SANDBOX_NOTIFY_SECRET", "whsec_sandbox_dev_only")
 # Older secrets still accepted while a rotation is under way (comma-separated).
 SANDBOX_NOTIFY_SECRETS_OLD = env_list("SANDBOX_NOTIFY_SECRETS_OLD")
+# An HTTP proxy the calls to the payment system go through (http://[user:password@]host:port);
+# none by default. HTTP_PROXY and HTTPS_PROXY are not read.
+PAYMENT_GATEWAY_PROXY = os.environ.get("PAYMENT_GATEWAY_PROXY") or None
 # How long the shop waits for the payment system when it starts or queries a payment.
 PAYMENT_GATEWAY_TIMEOUT = float(os.environ.get("PAYMENT_GATEWAY_TIMEOUT", "10"))
 ORDER_PAYMENT_TTL = int(os.environ.get("ORDER_PAYMENT_TTL", "900"))

@@ -40,6 +40,7 @@ SHOP_ENV = frozenset(
         "DATABASE_URL",
         "REDIS_URL",
         "PAYMENT_GATEWAY_URL",
+        "PAYMENT_GATEWAY_PROXY",
         "PAYMENT_GATEWAY_TIMEOUT",
         "SANDBOX_ENABLED",
         "SANDBOX_API_KEY",

@@ -42,8 +42,8 @@ def _session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None:
-        # No trust_env: HTTP(S)_PROXY, which httpx read, is not used; with it aiohttp also reads
-        # ~/.netrc in a worker thread on every request.
+        # No trust_env, which would look for a proxy in the environment and ~/.netrc in a worker
+        # thread on every request: the proxy, if any, is PAYMENT_GATEWAY_PROXY.
         session = _sessions[loop] = aiohttp.ClientSession()
         closer = loop.create_task(_close_with_loop(loop, session))
         _closers.add(closer)
@@ -120,6 +120,7 @@ class SandboxGateway:
                 headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}", **(headers or {})},
                 timeout=aiohttp.ClientTimeout(total=settings.PAYMENT_GATEWAY_TIMEOUT),
                 allow_redirects=False,
+                proxy=settings.PAYMENT_GATEWAY_PROXY,
             ) as response:
                 status, content = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:

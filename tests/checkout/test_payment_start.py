@@ -1,13 +1,19 @@
 """Pay against the real sandbox over HTTP: pending at once, and a double click is one payment."""
 
+import asyncio
+import base64
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 
 from checkout.models import Order, OrderStatus, Payment
 from sandbox.models import Payment as SandboxPayment
 from tests.checkout import factories as f
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,3 +77,64 @@ def test_pressing_pay_again_after_a_failed_start_reuses_the_same_payment(shop, s
     assert press_pay(browser, page).status_code == 200
     assert press_pay(browser, page).status_code == 200
     assert SandboxPayment.objects.count() == 1
+
+
+class Proxy:
+    """An HTTP proxy, on a thread of its own, and the only way to `pay.internal`: the payment
+    system's name on the shop's network (`upstream`, the live server, here). It records what it
+    was asked for, with the credentials it was given."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.port = upstream, free_port()
+        self.asked: list[tuple[str, str, str, str | None]] = []
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(web.Application())
+        self.runner.app.router.add_route("*", "/{path:.*}", self.forward)
+        serving = threading.Event()
+        threading.Thread(target=self._serve, args=(serving,), daemon=True).start()
+        assert serving.wait(10)
+
+    def _serve(self, serving: threading.Event) -> None:
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
+        serving.set()
+        self.loop.run_forever()
+
+    async def forward(self, request: web.Request) -> web.Response:
+        credentials = request.headers.get("Proxy-Authorization")
+        self.asked.append((request.method, request.host, request.path_qs, credentials))
+        if request.host != "pay.internal":
+            return web.Response(status=502)
+        kept = {k: v for k, v in request.headers.items() if k not in ("Host", "Content-Length")}
+        kept.pop("Proxy-Authorization", None)
+        async with (
+            aiohttp.ClientSession() as client,
+            client.request(
+                request.method,
+                self.upstream + request.path_qs,
+                headers=kept,
+                data=await request.read(),
+            ) as answer,
+        ):
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type=answer.content_type
+            )
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_calls_to_the_payment_system_go_through_the_proxy_set(shop, settings):
+    proxy = Proxy(shop)
+    try:
+        settings.PAYMENT_GATEWAY_URL = "http://pay.internal/sandbox/"
+        settings.PAYMENT_GATEWAY_PROXY = f"http://shop:s3cret@127.0.0.1:{proxy.port}"
+        browser, page = shopper(shop)
+        response = press_pay(browser, page)
+        assert response.status_code == 200 and 'data-status="pending"' in response.text
+        credentials = "Basic " + base64.b64encode(b"shop:s3cret").decode()
+        assert proxy.asked == [("POST", "pay.internal", "/sandbox/v1/payments", credentials)]
+        assert SandboxPayment.objects.get().out_trade_no == Order.objects.get().biz
+    finally:
+        proxy.close()
