@@ -107,7 +107,8 @@ DATABASES = {
 # the plan of any statement a connection has run five times (psycopg's prepared statements): about
 # half of PostgreSQL's CPU per request (bench/profile_notes.md, seventh pass). Django leaves them
 # off for the sake of external poolers in transaction mode (PgBouncer before 1.21): behind one of
-# those, set DATABASE_PREPARED_STATEMENTS=0.
+# those, set DATABASE_PREPARED_STATEMENTS=0. A migration that changes a column's type under running
+# servers outdates what they prepared: `shop.db.replan_changed_statements` prepares it again.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
