@@ -1,5 +1,6 @@
 """The ASGI application for every server process: HTTP through Django, WebSockets through Channels."""
 
+import contextvars
 import gc
 import os
 
@@ -38,11 +39,19 @@ application = WithBackgroundLoops(
     )
 )
 
+
+def _render_each_status() -> None:
+    for status in OrderStatus.values:
+        panel_render(sample_order(status))
+
+
 # A socket renders its panels on the event loop: the first of each status would load there what
 # it needs (the template engine, the templates, the URLs, the number formats: ~15 ms in all),
-# stalling every other socket. Render each once now, as the designers' gallery shows them.
-for status in OrderStatus.values:
-    panel_render(sample_order(status))
+# stalling every other socket. Render each once now, as the designers' gallery shows them, in a
+# context of its own: what rendering sets (Django's per-thread storage of the language, the URL
+# prefix) would otherwise be inherited by every connection's task, and copied again by asgiref
+# on each of its trips to a thread.
+contextvars.Context().run(_render_each_status)
 
 # What start-up built lives as long as the process: leave it out of the cycle collector's full
 # passes, whose pause grows with every object they walk (bench/profile_notes.md, "Collector
