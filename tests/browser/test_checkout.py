@@ -6,10 +6,13 @@ the WebSocket with no reload, which a marker left on `window` before paying prov
 
 from __future__ import annotations
 
+import io
 import re
 from urllib.parse import urljoin
 
 import pytest
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS, Servers, Shoppers
@@ -50,7 +53,8 @@ def buy(page: Page) -> str:
 
 
 def pay(page: Page) -> str:
-    """Press Pay; returns the absolute cashier URL of the pending panel.
+    """Press Pay; returns the absolute cashier URL of the pending panel, which its QR code reads as
+    on screen.
 
     Leaves a marker on `window` first: it survives only if the page is never reloaded.
     """
@@ -59,6 +63,10 @@ def pay(page: Page) -> str:
     expect(status(page)).to_have_attribute("data-status", "pending")
     href = status(page).locator("a.cashier-link").get_attribute("href")
     assert href, "the pending panel has no cashier link"
+    shown = Image.open(io.BytesIO(status(page).locator("figure.qr svg").screenshot()))
+    code = zxingcpp.read_barcode(shown, formats=zxingcpp.BarcodeFormat.QRCode)
+    assert code is not None, "the QR code on screen does not scan"
+    assert urljoin(page.url, code.text) == urljoin(page.url, href)
     return urljoin(page.url, href)
 
 
