@@ -27,6 +27,7 @@ from checkout.models import OrderStatus  # noqa: E402
 from checkout.panels import panel_render  # noqa: E402
 from checkout.routing import websocket_urlpatterns  # noqa: E402
 from shop.background import WithBackgroundLoops  # noqa: E402
+from shop.collector import freeze_survivors  # noqa: E402
 from shop.gate import Gate  # noqa: E402
 
 application = WithBackgroundLoops(
@@ -54,6 +55,8 @@ def _render_each_status() -> None:
 contextvars.Context().run(_render_each_status)
 
 # What start-up built lives as long as the process: leave it out of the cycle collector's full
-# passes, whose pause grows with every object they walk (bench/profile_notes.md, "Collector
-# pauses").
+# passes, whose pause grows with every object they walk; and so what each of them keeps, sockets
+# mostly (shop/collector.py).
 gc.freeze()
+if settings.GC_FREEZE_SURVIVORS:
+    freeze_survivors()

@@ -121,6 +121,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     }
 # HTTP requests inside Django at once, per process; the rest wait their turn (shop/gate.py).
 HTTP_MAX_CONCURRENT = int(os.environ.get("HTTP_MAX_CONCURRENT", "64"))
+# What each full collection of Python's cycle collector keeps is frozen, so that the next walks
+# only what came since (shop/collector.py); 0 leaves the collector as Python has it.
+GC_FREEZE_SURVIVORS = env_bool("GC_FREEZE_SURVIVORS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, the sandbox's deliveries and the reconciler share the
     # file without "database is locked" errors.

@@ -26,3 +26,6 @@ from shop.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RECONCILE_IN_SERVER = False
+# The test process keeps Python's collector as it is (tests/shop/test_collector.py tests the policy
+# on its own; servers the tests start have it).
+GC_FREEZE_SURVIVORS = False
