@@ -23,7 +23,7 @@ django.setup()
 import aiohttp  # noqa: E402
 
 from bench import fixtures  # noqa: E402
-from bench.stats import summary_ms  # noqa: E402
+from bench.stats import percentile, summary_ms  # noqa: E402
 
 # Any 32 letters or digits are a valid CSRF secret; sending the same in the cookie and the header
 # (or form) is what a browser holding the cookie does.
@@ -163,6 +163,12 @@ async def send_at_rate(http, base: str, sockets: list[Socket], rate: float) -> l
 
 async def latencies(sent: list[tuple], drain: float) -> dict:
     """Wait for every socket to show paid; latencies from its notification's POST."""
+    seconds, lost, errors = await results_seen(sent, drain)
+    return {**summary_ms(seconds), "lost": lost, "notify_errors": errors}
+
+
+async def results_seen(sent: list[tuple], drain: float) -> tuple[list[float], int, int]:
+    """Each result's latency in seconds, how many were lost and how many notifications failed."""
     deadline = time.perf_counter() + drain
     seconds, lost = [], 0
     for socket, sent_at, _ in sent:
@@ -179,8 +185,7 @@ async def latencies(sent: list[tuple], drain: float) -> dict:
     for task in tasks:
         task.cancel()
     statuses = await asyncio.gather(*tasks, return_exceptions=True)
-    errors = sum(1 for s in statuses if s != 200)
-    return {**summary_ms(seconds), "lost": lost, "notify_errors": errors}
+    return seconds, lost, sum(1 for s in statuses if s != 200)
 
 
 # --- scenarios ----------------------------------------------------------------------------------
@@ -231,9 +236,74 @@ async def push(p: dict) -> dict:
                 if repeat != "warm-up":
                     bursts.append({"sockets": size, "rate": rate, "repeat": repeat, **result})
             await step(f"bursts_{size}")
+        churned = {}
+        if p.get("churn_seconds"):  # after the bursts at the largest size
+            churned = await churn(http, base, fresh, used, p)
+            log("churn", churned)
         for s in sockets:
             await s.close()
-    return {"failed_sockets": failures, "bursts": bursts}
+    return {"failed_sockets": failures, "bursts": bursts, "churn": churned}
+
+
+async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dict) -> dict:
+    """Shoppers coming and going while results arrive, as in a shop (the bursts above close no
+    socket): for `churn_seconds`, one notification every 1 / `churn_rate` s to a waiting socket,
+    while `churn_reopens` shoppers a second leave and come back (a socket whose result was seen
+    closes, its order waits again, and a new socket opens on it). Latencies over every result."""
+    seconds, rate, reopens = p["churn_seconds"], p["churn_rate"], p["churn_reopens"]
+    waiting: dict[Socket, tuple[float, asyncio.Task]] = {}  # notified, result not yet taken
+    seen: list[float] = []
+    tasks: list[asyncio.Task] = []
+    reopened = failed = 0
+    done = asyncio.Event()
+
+    async def come_and_go() -> None:
+        nonlocal reopened, failed
+        start, batch = time.perf_counter(), max(1, reopens // 10)
+        while not done.is_set():
+            leaving = [s for s in used if s not in waiting or "paid" in s.seen_at][:batch]
+            for s in leaving:
+                used.remove(s)
+                if s in waiting:
+                    seen.append(s.seen_at["paid"] - waiting.pop(s)[0])
+            if leaving:
+                await asyncio.to_thread(fixtures.orders_reset_pending, [s.biz for s in leaving])
+                for s in leaving:
+                    await s.close()
+                failed += await open_all(http, base, leaving)
+                fresh.extend(s for s in leaving if s.status == "pending")
+                reopened += len(leaving)
+            await asyncio.sleep(
+                max(0.01, start + (reopened + batch) / reopens - time.perf_counter())
+            )
+
+    mover = asyncio.ensure_future(come_and_go())
+    start = time.perf_counter()
+    while time.perf_counter() < start + seconds and fresh:
+        socket = fresh.pop(0)
+        used.append(socket)
+        sent_at = time.perf_counter()
+        tasks.append(asyncio.ensure_future(notify(http, base, socket)))
+        waiting[socket] = (sent_at, tasks[-1])
+        await asyncio.sleep(max(0.0, start + len(tasks) / rate - time.perf_counter()))
+    done.set()
+    await mover
+    rest, lost, _ = await results_seen(
+        [(s, t, task) for s, (t, task) in waiting.items()], p["drain_seconds"]
+    )
+    statuses = await asyncio.gather(*tasks, return_exceptions=True)
+    seen += rest
+    return {
+        **summary_ms(seen),
+        "p999": percentile(seen, 99.9) * 1000,
+        "lost": lost,
+        "notify_errors": sum(1 for s in statuses if s != 200),
+        "sent": len(tasks),
+        "reopened": reopened,
+        "failed_sockets": failed,
+        "seconds": seconds,
+        "rate": rate,
+    }
 
 
 class PaymentsFound:

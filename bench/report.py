@@ -194,7 +194,13 @@ def _ratio_ceiling(shoppers: int) -> float:
     return shoppers / servers.GUNICORN_WORKERS
 
 
-def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting: list[dict]):
+def targets(
+    checkout: list[dict],
+    push: list[dict],
+    memory: list[dict],
+    waiting: list[dict],
+    churn: list[dict] = (),
+):
     """(target, figure, met) for each target of the issue that this run measured; met is True,
     False, None (not measured) or a sentence for a target this setup cannot meet."""
     out = []
@@ -239,6 +245,17 @@ def targets(checkout: list[dict], push: list[dict], memory: list[dict], waiting:
                             ok,
                         )
                     )
+    for row in churn:
+        out.append(
+            (
+                f"push p99 < 50 ms, {row['layer']}, {row['sockets']} sockets, {row['rate']}/s, "
+                "uvicorn, "
+                f"{row['reopened'] / row['seconds']:.0f} sockets/s closing and opening, "
+                f"{row['collector']} collector",
+                f"{row['p99']:.1f} ms, {row['lost']} lost",
+                row["p99"] < 50 and row["lost"] == 0,
+            )
+        )
     for row in memory:
         kib = row["bytes_per_socket"] / 1024
         out.append(
@@ -407,6 +424,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         for row in results.get("push", [])
     ]
     waiting = waiting_figures(results.get("waiting", []))
+    churn = results.get("churn", [])
     env = results["environment"]
     pictures = globals()["charts"](checkout, push, waiting, charts)
     rel = os.path.relpath(charts, out.parent)
@@ -445,7 +463,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             ["target", "measured", "met"],
             [
                 [t, f, ok if isinstance(ok, str) else _met(ok)]
-                for t, f, ok in targets(checkout, push, memory, waiting)
+                for t, f, ok in targets(checkout, push, memory, waiting, churn)
             ],
         ),
         "",
@@ -594,6 +612,53 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         ]
         if "push.png" in pictures:
             parts += [f"![push latency]({rel}/push.png)", ""]
+    if churn:
+        parts += [
+            "## 2b. Push latency while shoppers come and go",
+            "",
+            f"The bursts above open no socket while they run. Here {churn[0]['sockets']} sockets "
+            f"are open under uvicorn (one process, {churn[0]['layer']} layer), and for {s['churn_seconds']:g} s "
+            f"notifications arrive at {s['churn_rate']}/s while {s['churn_reopens']} shoppers a "
+            "second leave and come back (a socket whose result was seen closes, its order waits "
+            "again, a new socket opens on it), as in a shop where pages open and close all the "
+            "time. New sockets are what Python's cycle collector counts towards its full passes, "
+            "which walk every socket's objects and stop the process meanwhile. **shop's** "
+            "collector: what each full pass keeps is frozen, so the next walks only what came "
+            "since (`shop/collector.py`, `GC_FREEZE_SURVIVORS`); **Python's**: "
+            "`GC_FREEZE_SURVIVORS=0`. Each its own server and fleet, one run each; latencies "
+            "over every notification of the run.",
+            "",
+            _table(
+                [
+                    "collector",
+                    "sockets",
+                    "rate /s",
+                    "reopened /s",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "max ms",
+                    "lost / sent",
+                    "runs",
+                ],
+                [
+                    [
+                        r["collector"],
+                        r["sockets"],
+                        r["rate"],
+                        r["reopened"] / r["seconds"],
+                        r["p50"],
+                        r["p99"],
+                        r["p999"],
+                        r["max"],
+                        f"{r['lost']} / {r['sent']}",
+                        1,
+                    ]
+                    for r in churn
+                ],
+            ),
+            "",
+        ]
         parts += [
             "## 3. Memory per idle socket",
             "",

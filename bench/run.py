@@ -54,7 +54,13 @@ class Bench:
     def sandbox(self):
         return self.start(servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir))
 
-    def shop(self, kind: str, layer: str = "local", sandbox_url: str = "http://127.0.0.1:9"):
+    def shop(
+        self,
+        kind: str,
+        layer: str = "local",
+        sandbox_url: str = "http://127.0.0.1:9",
+        env: dict[str, str] | None = None,
+    ):
         if layer == "redis":
             import redis
 
@@ -67,6 +73,7 @@ class Bench:
                 sandbox_url=sandbox_url,
                 layer=layer,
                 redis_url=self.redis_url,
+                env=env,
             )
         )
 
@@ -279,6 +286,47 @@ class Bench:
                 before = {**samples[f"bursts_{size}"], "sockets": size}
         return rows
 
+    # --- 2b. push while shoppers come and go ---------------------------------------------------
+
+    def churn(self) -> list[dict]:
+        """The largest fleet under the shop's server (on Redis when there is one), once with the
+        shop's collector policy (shop/collector.py) and once with Python's own, each its own
+        server: sockets close and open while notifications arrive, so the collector's full passes
+        fall among them (the bursts of section 2 open no socket while they run)."""
+        s = self.sizes
+        if s.churn_seconds <= 0:
+            return []
+        layer = "redis" if self.redis_url else "local"
+        rows = []
+        for collector, env in (("shop's", {}), ("Python's", {"GC_FREEZE_SURVIVORS": "0"})):
+            shop = self.shop("uvicorn", layer, env=env)
+            try:
+                result, _ = self.drive(
+                    shop,
+                    {
+                        "scenario": "push",
+                        "sockets": [s.sockets[-1]],
+                        "rates": [s.churn_rate],
+                        "repeats": 0,  # the warm-up burst only, then the churn
+                        "burst_seconds": s.burst_seconds,
+                        "drain_seconds": s.drain_seconds,
+                        "churn_seconds": s.churn_seconds,
+                        "churn_rate": s.churn_rate,
+                        "churn_reopens": s.churn_reopens,
+                    },
+                )
+            finally:
+                self.stop(shop)
+            rows.append(
+                {
+                    "collector": collector,
+                    "layer": layer,
+                    "sockets": s.sockets[-1],
+                    **result["churn"],
+                }
+            )
+        return rows
+
     # --- 4. push vs polling ----------------------------------------------------------------------
 
     def waiting(self) -> list[dict]:
@@ -332,7 +380,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--charts", default=str(ROOT / "docs" / "bench"))
-    parser.add_argument("--only", nargs="*", default=["cost", "checkout", "push", "waiting"])
+    parser.add_argument(
+        "--only", nargs="*", default=["cost", "checkout", "push", "churn", "waiting"]
+    )
     parser.add_argument(
         "--set",
         nargs="*",

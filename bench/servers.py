@@ -87,12 +87,23 @@ def sandbox(*, database_url: str, tmp_dir) -> ShopServer:
     )
 
 
-def shop(kind: str, *, database_url: str, tmp_dir, sandbox_url: str, layer: str, redis_url: str):
-    """The shop under `kind`, with the channel layer `layer` (local, inmemory or redis)."""
-    env: dict[str, str | None] = {
+def shop(
+    kind: str,
+    *,
+    database_url: str,
+    tmp_dir,
+    sandbox_url: str,
+    layer: str,
+    redis_url: str,
+    env: dict[str, str] | None = None,
+):
+    """The shop under `kind`, with the channel layer `layer` (local, inmemory or redis), and
+    `env` on top of the benchmark's settings."""
+    env = {
         "PAYMENT_GATEWAY_URL": sandbox_url + "/sandbox/",
         "REDIS_URL": redis_url if layer == "redis" else None,
         "BENCH_CHANNEL_LAYER": layer,
+        **(env or {}),
     }
     name = f"{kind.replace(' ', '')}-{layer}"
     return server(kind, database_url=database_url, tmp_dir=tmp_dir, env=env, name=name)

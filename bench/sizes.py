@@ -34,6 +34,12 @@ class Sizes:
         ("uvicorn", "local"),
         ("uvicorn", "inmemory"),
     )
+    # 2b. push while shoppers come and go: the largest fleet on Redis under the shop's server, with
+    # the shop's collector policy and with Python's own; for `churn_seconds`, `churn_rate`
+    # notifications and `churn_reopens` sockets closed and opened again a second.
+    churn_seconds: float = 20.0
+    churn_rate: int = 100
+    churn_reopens: int = 40
     # 4. push vs polling.
     waiting_shoppers: int = 2000
     poll_interval: float = 1.0
@@ -68,6 +74,9 @@ QUICK = Sizes(
     repeats=1,
     drain_seconds=5.0,
     inmemory_rates=(20,),
+    churn_seconds=1.0,
+    churn_rate=20,
+    churn_reopens=10,
     waiting_shoppers=20,
     waiting_results=20,
     poll_interval=0.5,

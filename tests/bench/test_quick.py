@@ -37,6 +37,7 @@ def test_the_report_has_every_section_and_its_charts(quick):
         "## Targets",
         "## 1. Synch",
         "## 2. Push latency",
+        "## 2b. Push latency while shoppers come and go",
         "## 3. Memory",
         "## 4. Push",
     ):
@@ -75,6 +76,16 @@ def test_every_push_reaches_its_socket_and_latencies_are_ordered(quick):
         for burst in row["bursts"]:
             assert burst["lost"] == 0 and burst["notify_errors"] == 0, burst
             assert 0 < burst["p50"] <= burst["p99"] <= burst["max"]
+
+
+def test_sockets_come_and_go_under_each_collector_and_every_push_arrives(quick):
+    _, results = quick
+    assert [row["collector"] for row in results["churn"]] == ["shop's", "Python's"]
+    for row in results["churn"]:
+        assert row["sent"] > 0 and row["reopened"] > 0 and row["failed_sockets"] == 0, row
+        assert row["lost"] == 0 and row["notify_errors"] == 0, row
+        assert row["n"] == row["sent"]  # every result seen, each counted once
+        assert 0 < row["p50"] <= row["p99"] <= row["p999"] <= row["max"]
 
 
 def test_one_fleet_grows_through_every_size_with_its_memory_per_socket(quick):
