@@ -247,13 +247,16 @@ async def push(p: dict) -> dict:
 
 async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dict) -> dict:
     """Shoppers coming and going while results arrive, as in a shop (the bursts above close no
-    socket): for `churn_seconds`, one notification every 1 / `churn_rate` s to a waiting socket,
-    while `churn_reopens` shoppers a second leave and come back (a socket whose result was seen
-    closes, its order waits again, and a new socket opens on it). Latencies over every result."""
+    socket): one notification every 1 / `churn_rate` s to a waiting socket, while `churn_reopens`
+    shoppers a second leave and come back (a socket whose result was seen closes, its order waits
+    again, and a new socket opens on it). For `churn_warmup_seconds` not counted (the collector's
+    passes that follow the fleet's growth), then `churn_seconds` whose every result counts."""
     seconds, rate, reopens = p["churn_seconds"], p["churn_rate"], p["churn_reopens"]
+    warmup = p["churn_warmup_seconds"]
     waiting: dict[Socket, tuple[float, asyncio.Task]] = {}  # notified, result not yet taken
     seen: list[float] = []
     tasks: list[asyncio.Task] = []
+    sent_times: list[float] = []
     reopened = failed = 0
     done = asyncio.Event()
 
@@ -265,7 +268,9 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
             for s in leaving:
                 used.remove(s)
                 if s in waiting:
-                    seen.append(s.seen_at["paid"] - waiting.pop(s)[0])
+                    sent_at, _ = waiting.pop(s)
+                    if sent_at >= counted_from:
+                        seen.append(s.seen_at["paid"] - sent_at)
             if leaving:
                 await asyncio.to_thread(fixtures.orders_reset_pending, [s.biz for s in leaving])
                 for s in leaving:
@@ -279,17 +284,19 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
 
     mover = asyncio.ensure_future(come_and_go())
     start = time.perf_counter()
-    while time.perf_counter() < start + seconds and fresh:
+    counted_from = start + warmup
+    while time.perf_counter() < counted_from + seconds and fresh:
         socket = fresh.pop(0)
         used.append(socket)
         sent_at = time.perf_counter()
+        sent_times.append(sent_at)
         tasks.append(asyncio.ensure_future(notify(http, base, socket)))
         waiting[socket] = (sent_at, tasks[-1])
         await asyncio.sleep(max(0.0, start + len(tasks) / rate - time.perf_counter()))
     done.set()
     await mover
     rest, lost, _ = await results_seen(
-        [(s, t, task) for s, (t, task) in waiting.items()], p["drain_seconds"]
+        [(s, t, task) for s, (t, task) in waiting.items() if t >= counted_from], p["drain_seconds"]
     )
     statuses = await asyncio.gather(*tasks, return_exceptions=True)
     seen += rest
@@ -298,8 +305,8 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
         "p999": percentile(seen, 99.9) * 1000,
         "lost": lost,
         "notify_errors": sum(1 for s in statuses if s != 200),
-        "sent": len(tasks),
-        "reopened": reopened,
+        "sent": sum(1 for t in sent_times if t >= counted_from),
+        "reopened_per_second": reopened / (warmup + seconds),
         "failed_sockets": failed,
         "seconds": seconds,
         "rate": rate,

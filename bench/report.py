@@ -250,7 +250,7 @@ def targets(
             (
                 f"push p99 < 50 ms, {row['layer']}, {row['sockets']} sockets, {row['rate']}/s, "
                 "uvicorn, "
-                f"{row['reopened'] / row['seconds']:.0f} sockets/s closing and opening, "
+                f"{row['reopened_per_second']:.0f} sockets/s closing and opening, "
                 f"{row['collector']} collector",
                 f"{row['p99']:.1f} ms, {row['lost']} lost",
                 row["p99"] < 50 and row["lost"] == 0,
@@ -617,16 +617,18 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "## 2b. Push latency while shoppers come and go",
             "",
             f"The bursts above open no socket while they run. Here {churn[0]['sockets']} sockets "
-            f"are open under uvicorn (one process, {churn[0]['layer']} layer), and for {s['churn_seconds']:g} s "
-            f"notifications arrive at {s['churn_rate']}/s while {s['churn_reopens']} shoppers a "
-            "second leave and come back (a socket whose result was seen closes, its order waits "
-            "again, a new socket opens on it), as in a shop where pages open and close all the "
-            "time. New sockets are what Python's cycle collector counts towards its full passes, "
-            "which walk every socket's objects and stop the process meanwhile. **shop's** "
-            "collector: what each full pass keeps is frozen, so the next walks only what came "
-            "since (`shop/collector.py`, `GC_FREEZE_SURVIVORS`); **Python's**: "
-            "`GC_FREEZE_SURVIVORS=0`. Each its own server and fleet, one run each; latencies "
-            "over every notification of the run.",
+            f"are open under uvicorn (one process, {churn[0]['layer']} layer), notifications "
+            f"arrive at {s['churn_rate']}/s and {s['churn_reopens']} shoppers a second leave and "
+            "come back (a socket whose result was seen closes, its order waits again, a new "
+            "socket opens on it), as in a shop where pages open and close all the time: for "
+            f"{s['churn_warmup_seconds']:g} s not counted (the full passes of the collector that "
+            "follow the fleet's growth, in either variant), then for "
+            f"{s['churn_seconds']:g} s whose every notification counts. New sockets are what "
+            "Python's cycle collector counts towards its full passes, which walk every socket's "
+            "objects and stop the process meanwhile. **shop's** collector: what each full pass "
+            "keeps is frozen, so the next walks only what came since (`shop/collector.py`, "
+            "`GC_FREEZE_SURVIVORS`); **Python's**: `GC_FREEZE_SURVIVORS=0`. Each its own server "
+            "and fleet, one run each.",
             "",
             _table(
                 [
@@ -646,7 +648,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                         r["collector"],
                         r["sockets"],
                         r["rate"],
-                        r["reopened"] / r["seconds"],
+                        r["reopened_per_second"],
                         r["p50"],
                         r["p99"],
                         r["p999"],

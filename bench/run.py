@@ -310,6 +310,7 @@ class Bench:
                         "repeats": 0,  # the warm-up burst only, then the churn
                         "burst_seconds": s.burst_seconds,
                         "drain_seconds": s.drain_seconds,
+                        "churn_warmup_seconds": s.churn_warmup_seconds,
                         "churn_seconds": s.churn_seconds,
                         "churn_rate": s.churn_rate,
                         "churn_reopens": s.churn_reopens,

@@ -35,9 +35,11 @@ class Sizes:
         ("uvicorn", "inmemory"),
     )
     # 2b. push while shoppers come and go: the largest fleet on Redis under the shop's server, with
-    # the shop's collector policy and with Python's own; for `churn_seconds`, `churn_rate`
-    # notifications and `churn_reopens` sockets closed and opened again a second.
-    churn_seconds: float = 20.0
+    # the shop's collector policy and with Python's own; `churn_rate` notifications and
+    # `churn_reopens` sockets closed and opened again a second, for `churn_warmup_seconds` not
+    # counted (the collector's passes after the fleet's growth), then `churn_seconds`.
+    churn_warmup_seconds: float = 20.0
+    churn_seconds: float = 40.0
     churn_rate: int = 100
     churn_reopens: int = 40
     # 4. push vs polling.
@@ -74,6 +76,7 @@ QUICK = Sizes(
     repeats=1,
     drain_seconds=5.0,
     inmemory_rates=(20,),
+    churn_warmup_seconds=0.5,
     churn_seconds=1.0,
     churn_rate=20,
     churn_reopens=10,
