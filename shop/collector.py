@@ -4,8 +4,8 @@ Each open socket keeps about 80 objects the collector tracks (its consumer, the 
 ASGI stack, their lists and dicts). Python 3.13 walks every tracked object that is not frozen in
 each full collection, and runs one whenever the objects that survived since the last reach a
 quarter of those it kept then: with 5,000 sockets coming and going, a pause of 0.2-0.35 s that
-stops every socket and request in the process, about every 20 s (bench/profile_notes.md, "The
-collector while sockets come and go").
+stops every socket and request in the process (bench/profile_notes.md, "The collector while
+sockets come and go").
 
 After each full collection, `freeze_survivors` freezes what it kept, so the next one walks only
 what came since. A frozen object is still freed the usual way once nothing refers to it; only
