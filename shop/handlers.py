@@ -112,7 +112,7 @@ class OneHopASGIHandler(ASGIHandler):
 
         Django ends the task that listens for the client's disconnect by raising an exception of
         a class it makes per request into an `asyncio.TaskGroup`, whose traceback then holds the
-        request, its response and body file in a cycle only the cycle collector frees: about 100
+        request, its response and body file in a cycle only the cycle collector frees: 70 to 100
         objects per request (Django ticket #36700; bench/profile_notes.md, ninth pass). Here the
         listener is cancelled instead. The rest is Django's: the request signals, the 400 for a
         request Django cannot build, the response closed after it is sent, and a request whose

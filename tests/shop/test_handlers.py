@@ -597,7 +597,7 @@ async def test_a_browser_gone_after_the_payment_was_recorded(monkeypatch, held):
 
 async def test_a_request_leaves_nothing_for_the_cycle_collector(test_urls):
     """Django's own `handle` left each request's objects (request, response, body file, frames)
-    in a reference cycle that only the cycle collector frees, about 60 objects a request (Django
+    in a reference cycle that only the cycle collector frees, about 70 objects a request here (Django
     ticket #36700); the shop's frees them as each request ends. (A shopper's request still makes
     cycles of its own through the middleware's request attributes: messages, user, htmx.)"""
     await call("GET", "/t/ping/")
