@@ -661,6 +661,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             ),
             "",
         ]
+    if push:
         parts += [
             "## 3. Memory per idle socket",
             "",

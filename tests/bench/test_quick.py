@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from bench import run
+from bench import report, run
 from bench.sizes import QUICK
 
 
@@ -87,6 +87,17 @@ def test_sockets_come_and_go_under_each_collector_and_every_push_arrives(quick):
         assert row["lost"] == 0 and row["notify_errors"] == 0, row
         assert row["n"] == row["sent"]  # every result seen, each counted once
         assert 0 < row["p50"] <= row["p99"] <= row["p999"] <= row["max"]
+
+
+def test_each_part_writes_its_own_sections(quick, tmp_path):
+    """`--only push` (no churn) still reports memory per socket; the churn alone reports neither."""
+    _, results = quick
+    report.write({**results, "churn": []}, out=tmp_path / "push.md", charts=tmp_path / "c")
+    text = (tmp_path / "push.md").read_text()
+    assert "## 2. Push latency" in text and "## 3. Memory" in text and "## 2b." not in text
+    report.write({**results, "push": []}, out=tmp_path / "churn.md", charts=tmp_path / "c")
+    text = (tmp_path / "churn.md").read_text()
+    assert "## 2b." in text and "## 2. Push latency" not in text and "## 3. Memory" not in text
 
 
 def test_one_fleet_grows_through_every_size_with_its_memory_per_socket(quick):
