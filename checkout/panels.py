@@ -27,8 +27,9 @@ def panel_template(status: str) -> str:
     return f"checkout/panels/{status}.html"
 
 
-# zxing-cpp draws a QR code as one path of rectangles: moves and numbers, nothing to escape.
-QR_PATH = re.compile(r'<path d="([MhvZ0-9 -]+)"')
+# zxing-cpp draws a QR code as a square SVG of one path of rectangles: its side in modules, then
+# moves and numbers, nothing to escape.
+QR_DRAWING = re.compile(r'<svg width="(\d+)" height="\1".*?<path d="([MhvZ0-9 -]+)"', re.DOTALL)
 
 
 # Encoding a QR code is the costliest step of rendering a pending panel, and the same payment's
@@ -43,13 +44,13 @@ def qr_svg(url: str) -> SafeString:
     (bench/profile_notes.md); its SVG is a standalone document, of which the panel keeps the path.
     """
     code = zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
-    drawn = QR_PATH.search(code.to_svg(add_quiet_zones=True))
+    drawn = QR_DRAWING.search(code.to_svg(add_quiet_zones=True))
     if drawn is None:  # zxing-cpp changed how it draws (tests/checkout/test_panels_qr.py)
-        raise ValueError("zxing-cpp's SVG has no path of rectangles")
-    size = code.to_image(add_quiet_zones=True).shape[0]
+        raise ValueError("zxing-cpp's SVG has no square of one path of rectangles")
+    size, path = drawn.groups()
     return mark_safe(
         f'<svg viewBox="0 0 {size} {size}" shape-rendering="crispEdges">'
-        f'<rect width="{size}" height="{size}" fill="#fff"/><path d="{drawn[1]}"/></svg>'
+        f'<rect width="{size}" height="{size}" fill="#fff"/><path d="{path}"/></svg>'
     )
 
 
