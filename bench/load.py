@@ -256,8 +256,7 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
     waiting: dict[Socket, tuple[float, asyncio.Task]] = {}  # notified, result not yet taken
     seen: list[float] = []
     tasks: list[asyncio.Task] = []
-    sent_times: list[float] = []
-    reopened = failed = 0
+    reopened = failed = counted = 0
     done = asyncio.Event()
 
     async def come_and_go() -> None:
@@ -289,7 +288,7 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
         socket = fresh.pop(0)
         used.append(socket)
         sent_at = time.perf_counter()
-        sent_times.append(sent_at)
+        counted += sent_at >= counted_from
         tasks.append(asyncio.ensure_future(notify(http, base, socket)))
         waiting[socket] = (sent_at, tasks[-1])
         await asyncio.sleep(max(0.0, start + len(tasks) / rate - time.perf_counter()))
@@ -305,7 +304,7 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
         "p999": percentile(seen, 99.9) * 1000,
         "lost": lost,
         "notify_errors": sum(1 for s in statuses if s != 200),
-        "sent": sum(1 for t in sent_times if t >= counted_from),
+        "sent": counted,
         "reopened_per_second": reopened / (warmup + seconds),
         "failed_sockets": failed,
         "seconds": seconds,
