@@ -18,6 +18,7 @@ from checkout.gateways.base import GatewayError, GatewayPayment, PaymentRequest
 from checkout.models import Order, OrderStatus, Payment
 from checkout.panels import panel_state
 from checkout.push import push_order_changed
+from shop import sql
 from shop.db import give_back
 
 logger = logging.getLogger(__name__)
@@ -97,16 +98,17 @@ def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
         # Payments are created only under their order's lock, so the one the lock read is current.
         row = order.payment_or_none
         if row is None:
-            row = Payment.objects.create(
+            row = Payment(
                 order=order,
                 payment_id=payment.payment_id,
                 amount=payment.amount,
                 currency=payment.currency,
                 cashier_url=payment.cashier_url,
             )
+            sql.insert(row)
         elif not row.cashier_url:
             row.cashier_url = payment.cashier_url
-            row.save(update_fields=["cashier_url", "updated_at"])
+            sql.update(row, "cashier_url", "updated_at")
         changed = order.status == OrderStatus.UNPAID
         if changed:
             order.status = OrderStatus.PENDING

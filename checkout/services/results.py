@@ -14,6 +14,7 @@ from checkout.gateways.base import GatewayPayment
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
 from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
+from shop import sql
 from shop.db import db_step
 
 
@@ -49,7 +50,7 @@ def result_apply(
             )
             notification.outcome = applied.outcome
             notification.processed_at = timezone.now()
-            notification.save(force_insert=True)
+            sql.insert(notification)
     return applied
 
 
@@ -88,7 +89,6 @@ def _apply_locked(order: Order, payment: GatewayPayment | None) -> Applied:
 def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
     """Record what the payment system said; return a problem that must stop the order changing."""
     row = order.payment_or_none
-    now = timezone.now()
     if row is None:
         row = Payment(
             order=order,
@@ -102,8 +102,11 @@ def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
     # A payment only leaves pending, and succeeded is final, whatever order deliveries come in.
     if row.status == PaymentStatus.PENDING or payment.status == PaymentStatus.SUCCEEDED:
         row.status = payment.status
-    row.last_heard_at = now
-    row.save()
+    row.last_heard_at = timezone.now()
+    if row.pk is None:
+        sql.insert(row)
+    else:
+        sql.update(row, "status", "last_heard_at", "updated_at")
     if payment.status == PaymentStatus.SUCCEEDED and (payment.amount, payment.currency) != (
         order.amount,
         order.currency,
