@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from sandbox import locks, signature
 from sandbox.models import AttemptKind, DeliveryAttempt, DeliveryState, Notification
+from shop import sql
 
 logger = logging.getLogger("sandbox.delivery")
 
@@ -144,8 +145,8 @@ def record(claim: Claim, sent: list[Sent]) -> bool:
     else:
         fields["next_attempt_at"] = now + delay
     with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(
-            DeliveryAttempt(
+        for s in sent:  # usually one
+            attempt = DeliveryAttempt(
                 notification_id=claim.notification_id,
                 number=claim.number,
                 kind=s.kind,
@@ -154,7 +155,6 @@ def record(claim: Claim, sent: list[Sent]) -> bool:
                 status_code=s.status_code,
                 error=s.error,
             )
-            for s in sent
-        )
-        Notification.objects.filter(pk=claim.notification_id).update(**fields)
+            sql.insert(attempt)
+        sql.update(Notification(id=claim.notification_id, **fields), *fields)
     return failure is None

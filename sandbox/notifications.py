@@ -14,6 +14,7 @@ from django.utils import timezone
 from sandbox import wakeups
 from sandbox.knobs import knobs_current
 from sandbox.models import DeliveryState, Notification, NotificationType, Payment, new_event_id
+from shop import sql
 
 TYPES = {
     "succeeded": NotificationType.SUCCEEDED,
@@ -44,7 +45,7 @@ def notification_enqueue(*, payment: Payment) -> Notification:
     now = timezone.now()
     event_id = new_event_id()
     hold_ms = knobs.delay_ms + (random.randint(0, knobs.reorder_ms) if knobs.reorder_ms else 0)
-    notification = Notification.objects.create(
+    notification = Notification(
         id=event_id,
         payment=payment,
         type=TYPES[payment.status],
@@ -56,6 +57,7 @@ def notification_enqueue(*, payment: Payment) -> Notification:
         probe=knobs.bad_signature_probes,
         next_attempt_at=None if knobs.drop else now + timedelta(milliseconds=hold_ms),
     )
+    sql.insert(notification)
     if not knobs.drop:
         transaction.on_commit(wakeups.notifications_enqueued)
     return notification
