@@ -195,6 +195,8 @@ STATICFILES_DIRS = [
     ("vendor/axe-core", BASE_DIR / "node_modules" / "axe-core"),
 ]
 
+# Django's database sessions, read with a statement built once (shop/sessions.py).
+SESSION_ENGINE = "shop.sessions"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 
