@@ -10,6 +10,7 @@ from django.db import transaction
 
 from sandbox.models import Knobs
 from sandbox.parsing import InvalidRequest, integer
+from shop import sql
 
 INTEGER_LIMITS = {"delay_ms": 3_600_000, "duplicate": 20, "reorder_ms": 3_600_000}
 FLAGS = ("drop", "bad_signature_probes")
@@ -17,7 +18,7 @@ FLAGS = ("drop", "bad_signature_probes")
 
 def knobs_current() -> Knobs:
     # No row means nobody has set a knob: the defaults, without writing anything.
-    return Knobs.objects.filter(pk=1).first() or Knobs()
+    return sql.get(Knobs, 1) or Knobs()
 
 
 def knobs_parse(data: dict[str, Any]) -> dict[str, int | bool]:

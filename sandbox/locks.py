@@ -10,11 +10,15 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from sandbox.models import DeliveryState, Notification, Payment, PaymentStatus
+from shop import sql
 
 
 def payment_for_update(payment_id: str) -> Payment:
     """The payment, locked until the transaction ends. Raises Payment.DoesNotExist."""
-    return Payment.objects.select_for_update().get(pk=payment_id)
+    payment = sql.get(Payment, payment_id, lock=True)
+    if payment is None:
+        raise Payment.DoesNotExist(payment_id)
+    return payment
 
 
 def payments_overdue_for_update(now: datetime, limit: int) -> QuerySet[Payment]:

@@ -19,7 +19,10 @@ class IdempotencyConflict(Exception):
 
 def payment_get(*, payment_id: str) -> Payment:
     """Raises Payment.DoesNotExist."""
-    return Payment.objects.get(pk=payment_id)
+    payment = sql.get(Payment, payment_id)
+    if payment is None:
+        raise Payment.DoesNotExist(payment_id)
+    return payment
 
 
 def payment_latest_for(*, out_trade_no: str) -> Payment:

@@ -54,6 +54,15 @@ def _converters(model: type[Model]) -> list[tuple[int, Col, list]]:
     return found
 
 
+def get(model: type[Model], pk, *, lock: bool = False) -> Model | None:
+    """The row whose primary key is `pk`, or None; with `lock`, locked until the transaction ends
+    (`select_for_update()`, where the database has it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_get_sql(model, lock), [pk])
+        row = cursor.fetchone()
+    return None if row is None else from_row(model, row)
+
+
 def insert(instance: Model) -> None:
     """Insert `instance` as a new row and set its primary key."""
     model = type(instance)
@@ -78,6 +87,15 @@ def update(instance: Model, *names: str) -> None:
         cursor.execute(sql, [*values, instance.pk])
         if cursor.rowcount != 1:
             raise DatabaseError(f"{model.__name__} {instance.pk}: no row to update")
+
+
+@cache
+def _get_sql(model: type[Model], lock: bool) -> str:
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    statement = f"SELECT {columns(model)} FROM {table(model)} WHERE {table(model)}.{pk} = %s"
+    if lock and connection.features.has_select_for_update:
+        statement += " " + connection.ops.for_update_sql()
+    return statement
 
 
 @cache

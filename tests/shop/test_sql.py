@@ -1,9 +1,10 @@
 """`shop.sql` writes the rows the ORM's `save()` would, in one statement each."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -90,3 +91,36 @@ def test_an_update_of_a_missing_row_fails_and_changes_nothing():
     with pytest.raises(DatabaseError, match="no row to update"):
         sql.update(ghost, "expires_at")
     assert stored(order)["expires_at"] == order.expires_at
+
+
+def test_a_get_reads_the_row_the_orm_reads_or_none():
+    order = f.order()
+    assert stored(sql.get(Order, order.pk)) == stored(order)
+    assert (
+        sql.get(Order, order.pk).__dict__.keys() == Order.objects.get(pk=order.pk).__dict__.keys()
+    )
+    assert sql.get(Order, order.pk + 1000) is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgres")
+def test_a_locked_get_holds_the_row_until_the_transaction_ends():
+    order = f.order()
+
+    def try_lock() -> str:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id FROM checkout_order WHERE id = %s FOR UPDATE NOWAIT", [order.pk]
+                )
+            return "got it"
+        except OperationalError:
+            return "locked"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as other:
+        with transaction.atomic():
+            assert sql.get(Order, order.pk, lock=True).biz == order.biz
+            assert other.submit(try_lock).result() == "locked"
+        assert other.submit(try_lock).result() == "got it"
