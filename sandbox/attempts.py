@@ -66,24 +66,18 @@ class Sent:
 
 def claim_due(limit: int) -> list[Claim]:
     now = timezone.now()
-    due = Notification.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-    if not due.exists():  # the usual idle round: no transaction, no lock
-        return []
-    with transaction.atomic():
-        claimed = list(locks.notifications_due_for_update(now, limit))
-        Notification.objects.filter(pk__in=[n.pk for n in claimed]).update(
-            next_attempt_at=now + LEASE
-        )
     return [
         Claim(
-            notification_id=n.pk,
-            url=n.url,
-            body=bytes(n.body),
-            copies=n.copies,
-            probe=n.probe and n.attempts == 0,  # one probe per notification, never retried
-            number=n.attempts + 1,
+            notification_id=notification_id,
+            url=url,
+            body=bytes(body),
+            copies=copies,
+            probe=probe and attempts == 0,  # one probe per notification, never retried
+            number=attempts + 1,
         )
-        for n in claimed
+        for notification_id, url, body, copies, probe, attempts in locks.notifications_claim(
+            now, now + LEASE, limit
+        )
     ]
 
 

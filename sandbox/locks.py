@@ -1,4 +1,5 @@
-"""Every row lock the sandbox takes, in one place. Call these inside `transaction.atomic()`.
+"""Every row lock the sandbox takes, in one place. Call the payments' inside
+`transaction.atomic()`; the notifications' claim is one statement, a transaction of its own.
 
 A decision, a close and an expiry all lock the payment first, so exactly one of them wins and the
 loser sees the winner's status. On SQLite `select_for_update` is a no-op; it runs a single process
@@ -6,7 +7,9 @@ and its IMMEDIATE transactions serialise writers anyway.
 """
 
 from datetime import datetime
+from functools import cache
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from sandbox.models import DeliveryState, Notification, Payment, PaymentStatus
@@ -30,10 +33,31 @@ def payments_overdue_for_update(now: datetime, limit: int) -> QuerySet[Payment]:
     )
 
 
-def notifications_due_for_update(now: datetime, limit: int) -> QuerySet[Notification]:
-    """Notifications due for an attempt, skipping those another process is claiming right now."""
+def notifications_claim(now: datetime, lease_until: datetime, limit: int) -> list[tuple]:
+    """Claim up to `limit` notifications due at `now`, the soonest first, skipping those another
+    process is claiming right now: each one's next attempt moves to `lease_until`. One statement
+    (the claim runs once per notification enqueued); its rows are CLAIMED's columns."""
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), [lease_until, DeliveryState.PENDING, now, limit])
+        return cursor.fetchall()
+
+
+CLAIMED = ("id", "url", "body", "copies", "probe", "attempts")
+
+
+@cache
+def _claim_sql() -> str:
+    def name(field: str) -> str:
+        return connection.ops.quote_name(Notification._meta.get_field(field).column)
+
+    due = (
+        f"SELECT {name('id')} FROM {sql.table(Notification)}"
+        f" WHERE {name('state')} = %s AND {name('next_attempt_at')} <= %s"
+        f" ORDER BY {name('next_attempt_at')} LIMIT %s"
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        due += " " + connection.ops.for_update_sql(skip_locked=True)
     return (
-        Notification.objects.select_for_update(skip_locked=True)
-        .filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")[:limit]
+        f"UPDATE {sql.table(Notification)} SET {name('next_attempt_at')} = %s"
+        f" WHERE {name('id')} IN ({due}) RETURNING {', '.join(map(name, CLAIMED))}"
     )

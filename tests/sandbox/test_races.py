@@ -8,11 +8,9 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 from django.test import Client
-from django.utils import timezone
 
-from sandbox import locks
 from sandbox.attempts import claim_due
-from sandbox.models import Notification, Payment, PaymentStatus
+from sandbox.models import DeliveryState, Notification, Payment, PaymentStatus
 from sandbox.payments import payment_close, payment_decide
 from tests.sandbox.conftest import make_payment, payment_body
 
@@ -78,7 +76,8 @@ def test_a_notification_claimed_by_one_process_is_skipped_by_another() -> None:
         # Another process in the middle of its claim: rows locked, transaction open.
         try:
             with transaction.atomic():
-                ids = [n.pk for n in locks.notifications_due_for_update(timezone.now(), 100)]
+                due = Notification.objects.select_for_update().filter(state=DeliveryState.PENDING)
+                ids = [n.pk for n in due]
                 held.set()
                 release.wait(5)
                 return ids
