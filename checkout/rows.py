@@ -61,14 +61,12 @@ def _order(row: tuple, payment_row: tuple | None) -> Order:
 def _order_sql(*, lock: bool, by_owner: bool) -> str:
     """One order by its biz (and owner), with its product, and with its payment unless locked."""
     selected = [sql.columns(Order), sql.columns(Product)]
-    joins = [
-        f"JOIN {sql.table(Product)} ON {sql.column(Product, 'id')} = {sql.column(Order, 'product')}"
-    ]
+    product_of = f"{sql.column(Product, 'id')} = {sql.column(Order, 'product')}"
+    joins = [f"JOIN {sql.table(Product)} ON {product_of}"]
     if not lock:
         selected.append(sql.columns(Payment))
-        joins.append(
-            f"LEFT JOIN {sql.table(Payment)} ON {sql.column(Payment, 'order')} = {sql.column(Order, 'id')}"
-        )
+        payment_of = f"{sql.column(Payment, 'order')} = {sql.column(Order, 'id')}"
+        joins.append(f"LEFT JOIN {sql.table(Payment)} ON {payment_of}")
     where = [f"{sql.column(Order, 'biz')} = %s"]
     if by_owner:
         where.append(f"{sql.column(Order, 'owner')} = %s")
@@ -83,4 +81,5 @@ def _order_sql(*, lock: bool, by_owner: bool) -> str:
 
 @cache
 def _payment_sql() -> str:
-    return f"SELECT {sql.columns(Payment)} FROM {sql.table(Payment)} WHERE {sql.column(Payment, 'order')} = %s"
+    where = f"{sql.column(Payment, 'order')} = %s"
+    return f"SELECT {sql.columns(Payment)} FROM {sql.table(Payment)} WHERE {where}"

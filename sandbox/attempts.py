@@ -68,16 +68,14 @@ def claim_due(limit: int) -> list[Claim]:
     now = timezone.now()
     return [
         Claim(
-            notification_id=notification_id,
-            url=url,
-            body=bytes(body),
-            copies=copies,
-            probe=probe and attempts == 0,  # one probe per notification, never retried
-            number=attempts + 1,
+            notification_id=n.pk,
+            url=n.url,
+            body=bytes(n.body),
+            copies=n.copies,
+            probe=n.probe and n.attempts == 0,  # one probe per notification, never retried
+            number=n.attempts + 1,
         )
-        for notification_id, url, body, copies, probe, attempts in locks.notifications_claim(
-            now, now + LEASE, limit
-        )
+        for n in locks.notifications_claim(now, now + LEASE, limit)
     ]
 
 

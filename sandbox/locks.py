@@ -33,22 +33,27 @@ def payments_overdue_for_update(now: datetime, limit: int) -> QuerySet[Payment]:
     )
 
 
-def notifications_claim(now: datetime, lease_until: datetime, limit: int) -> list[tuple]:
+def notifications_claim(now: datetime, lease_until: datetime, limit: int) -> list[Notification]:
     """Claim up to `limit` notifications due at `now`, the soonest first, skipping those another
     process is claiming right now: each one's next attempt moves to `lease_until`. One statement
-    (the claim runs once per notification enqueued); its rows are CLAIMED's columns."""
+    (the claim runs once per notification enqueued); the notifications come with CLAIMED's fields
+    only."""
     with connection.cursor() as cursor:
         cursor.execute(_claim_sql(), [lease_until, DeliveryState.PENDING, now, limit])
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    return [Notification.from_db(connection.alias, CLAIMED, row) for row in rows]
 
 
-CLAIMED = ("id", "url", "body", "copies", "probe", "attempts")
+CLAIMED = {"id", "url", "body", "copies", "probe", "attempts"}  # what an attempt needs
 
 
 @cache
 def _claim_sql() -> str:
     def name(field: str) -> str:
         return connection.ops.quote_name(Notification._meta.get_field(field).column)
+
+    # In the model's order of fields, as `Model.from_db` takes the values of some.
+    returned = [f.name for f in Notification._meta.concrete_fields if f.name in CLAIMED]
 
     due = (
         f"SELECT {name('id')} FROM {sql.table(Notification)}"
@@ -59,5 +64,5 @@ def _claim_sql() -> str:
         due += " " + connection.ops.for_update_sql(skip_locked=True)
     return (
         f"UPDATE {sql.table(Notification)} SET {name('next_attempt_at')} = %s"
-        f" WHERE {name('id')} IN ({due}) RETURNING {', '.join(map(name, CLAIMED))}"
+        f" WHERE {name('id')} IN ({due}) RETURNING {', '.join(map(name, returned))}"
     )

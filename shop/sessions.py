@@ -28,7 +28,5 @@ class SessionStore(db.SessionStore):
 
 @cache
 def _session_sql(model) -> str:
-    return (
-        f"SELECT {sql.columns(model)} FROM {sql.table(model)}"
-        f" WHERE {sql.column(model, 'session_key')} = %s AND {sql.column(model, 'expire_date')} > %s"
-    )
+    key, expiry = sql.column(model, "session_key"), sql.column(model, "expire_date")
+    return f"SELECT {sql.columns(model)} FROM {sql.table(model)} WHERE {key} = %s AND {expiry} > %s"

@@ -1,4 +1,4 @@
-"""SQL built once from the models, for the rows every notification, Pay and payment reads and writes.
+"""SQL built once from the models, for the rows that every notification, Pay and payment touches.
 
 Django's ORM compiles each statement again on every call; for the few statements on those paths
 that costs more than the rest of their work (bench/profile_notes.md: a row's `save()` about 0.22
@@ -36,9 +36,9 @@ def columns(model: type[Model]) -> str:
 def from_row(model: type[Model], row: tuple) -> Model:
     """An instance from one row of `columns(model)`, its values converted as the ORM's would be."""
     values = list(row)
-    for index, column, converters in _converters(model):
+    for index, col, converters in _converters(model):
         for converter in converters:
-            values[index] = converter(values[index], column, connection)
+            values[index] = converter(values[index], col, connection)
     return model.from_db(connection.alias, None, values)
 
 
@@ -47,10 +47,10 @@ def _converters(model: type[Model]) -> list[tuple[int, Col, list]]:
     """The database's converters for each column that has any (on PostgreSQL, none here)."""
     found = []
     for index, field in enumerate(model._meta.concrete_fields):
-        column = field.get_col(model._meta.db_table)
-        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        col = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
         if converters:
-            found.append((index, column, converters))
+            found.append((index, col, converters))
     return found
 
 
