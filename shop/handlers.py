@@ -24,12 +24,9 @@ the payment to the order, or it did not run and the next Pay sends the same idem
 payment system answers with the payment it made (tests/shop/test_handlers.py).
 
 The thread is the one Django gives the request for its synchronous parts (the request_started and
-request_finished signals, the ORM), so connections and transactions are where they were. The
-signals go in the same hop as the middleware: `request_started` first, and, unless the response
-streams, `response.close()` (which sends `request_finished`) before the response is sent, not in a
-hop of its own after it: one hop per request instead of three. A request routed otherwise than
-guessed here (a middleware that sets `request.urlconf`) is still served: `MachineEndpointMiddleware`
-runs in either chain.
+request_finished signals, the ORM), so connections and transactions are where they were. A request
+routed otherwise than guessed here (a middleware that sets `request.urlconf`) is still served:
+`MachineEndpointMiddleware` runs in either chain.
 
 Django gives each request a thread of its own, started for it and joined in one more new thread
 after it (asgiref's `ThreadSensitiveContext`): two threads started per request, about a tenth of
@@ -127,21 +124,17 @@ class OneHopASGIHandler(ASGIHandler):
             return
         with closing(body_file):
             set_script_prefix(get_script_prefix(scope))
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
             request, error_response = self.create_request(scope, body_file)
-            shoppers = request is not None and not is_machine_endpoint(request_match(request))
-            if not shoppers:  # a shopper's request sends it from its thread (`_shoppers_response`)
-                await signals.request_started.asend(sender=self.__class__, scope=scope)
             if request is None:
                 body_file.close()
                 await self.send_response(error_response, send)
                 await sync_to_async(error_response.close)()
                 return
             response = await self._response_sent(request, receive, send)
-            if shoppers and response is None:
-                await sync_to_async(self._shoppers_end)(request)
-            elif response is None:
+            if response is None:
                 await signals.request_finished.asend(sender=self.__class__)
-            elif not response.closed:
+            else:
                 await sync_to_async(response.close)()
 
     async def _response_sent(self, request, receive, send) -> HttpResponseBase | None:
@@ -168,25 +161,5 @@ class OneHopASGIHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         if is_machine_endpoint(request_match(request)):
             return await super().get_response_async(request)
-        return await sync_to_async(self._shoppers_response, thread_sensitive=True)(request)
-
-    def _shoppers_response(self, request: HttpRequest) -> HttpResponseBase:
-        """A shopper's request in its thread, in one hop: `request_started`, the middleware and
-        view, and, unless the response streams, its close (`request_finished`), before it is sent:
-        as Django has them, less two trips to this thread and back (~0.1 ms of CPU each)."""
-        signals.request_started.send(sender=self.__class__, scope=request.scope)
-        response = self.sync_handler.get_response(request)
-        request.shop_response = response  # for `_shoppers_end`, should its client leave
-        response._handler_class = self.__class__  # request_finished's sender, as Django sets it
-        if not response.streaming:
-            response.close()
-        return response
-
-    def _shoppers_end(self, request: HttpRequest) -> None:
-        """In the thread of a shopper's request whose client left, once its view is done: the
-        request ends as Django ends it, with `request_finished`, sent once."""
-        response = getattr(request, "shop_response", None)
-        if response is None:  # the view never answered (cancelled)
-            signals.request_finished.send(sender=self.__class__)
-        elif not response.closed:  # a streaming answer nobody read
-            response.close()
+        get_response = sync_to_async(self.sync_handler.get_response, thread_sensitive=True)
+        return await get_response(request)
