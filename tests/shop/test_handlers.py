@@ -295,6 +295,46 @@ async def test_the_request_signals_run_in_the_views_thread(test_urls):
     assert seen_threads["view"] != threading.get_ident()  # a worker, not the event loop
 
 
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+async def test_each_request_is_started_and_finished_once_after_its_view(test_urls):
+    """request_started before the view and request_finished after it, once each, whether the
+    response is sent whole, streamed, or never read because the client left (shop/handlers.py)."""
+    signals: list[str] = []
+
+    def started(**kwargs):
+        signals.append("started")
+
+    def finished(**kwargs):
+        signals.append("finished")
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        for path in ("/t/where/", "/t/stream/", "/payments/notify/sandbox/"):
+            signals.clear()
+            await call("GET", path)
+            assert signals == ["started", "finished"], path
+        signals.clear()
+        hold_entered.clear()
+        hold_released.clear()
+        scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/t/hold/"}
+        scope |= {"query_string": b"", "headers": [(b"host", b"localhost")]}
+        leaving = ApplicationCommunicator(django_asgi_app, scope)
+        await leaving.send_input({"type": "http.request", "body": b""})
+        try:
+            assert await asyncio.to_thread(hold_entered.wait, 10)
+            await leaving.send_input({"type": "http.disconnect"})
+            await asyncio.sleep(0.1)
+            assert signals == ["started"]  # the view still runs: the request has not ended
+        finally:
+            hold_released.set()
+        await leaving.wait(timeout=10)
+        assert signals == ["started", "finished"]
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+
+
 async def test_a_requests_thread_is_kept_for_the_next_request(test_urls):
     """No thread started and joined per request (shop/handlers.py): the next request is served by
     the thread the last one gave back, and two requests at once each have their own."""
