@@ -1,8 +1,8 @@
 """Django's database sessions, read in SQL built once (`shop.sql`).
 
 Every shopper's page, Pay and socket handshake reads its session first. Through the ORM, whose
-query is compiled again on each read, that read was most of an order page's own work beside its
-template (bench/profile_notes.md, tenth pass). Here the same row is read by the same condition (the
+query is compiled again on each read, that read was 70% of finding the shopper's order for a Pay
+or a page (bench/profile_notes.md, tenth pass). Here the same row is read by the same condition (the
 key, and not expired), with the statement built once; writing sessions is Django's.
 """
 
