@@ -17,8 +17,10 @@ FLAGS = ("drop", "bad_signature_probes")
 
 
 def knobs_current() -> Knobs:
-    # No row means nobody has set a knob: the defaults, without writing anything.
-    return sql.get(Knobs, 1) or Knobs()
+    try:
+        return sql.get(Knobs, 1)
+    except Knobs.DoesNotExist:  # nobody has set a knob: the defaults, without writing anything
+        return Knobs()
 
 
 def knobs_parse(data: dict[str, Any]) -> dict[str, int | bool]:

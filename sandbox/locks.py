@@ -18,10 +18,7 @@ from shop import sql
 
 def payment_for_update(payment_id: str) -> Payment:
     """The payment, locked until the transaction ends. Raises Payment.DoesNotExist."""
-    payment = sql.get(Payment, payment_id, lock=True)
-    if payment is None:
-        raise Payment.DoesNotExist(payment_id)
-    return payment
+    return sql.get(Payment, payment_id, lock=True)
 
 
 def payments_overdue_for_update(now: datetime, limit: int) -> QuerySet[Payment]:

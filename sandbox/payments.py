@@ -19,10 +19,7 @@ class IdempotencyConflict(Exception):
 
 def payment_get(*, payment_id: str) -> Payment:
     """Raises Payment.DoesNotExist."""
-    payment = sql.get(Payment, payment_id)
-    if payment is None:
-        raise Payment.DoesNotExist(payment_id)
-    return payment
+    return sql.get(Payment, payment_id)
 
 
 def payment_latest_for(*, out_trade_no: str) -> Payment:

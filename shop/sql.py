@@ -54,13 +54,16 @@ def _converters(model: type[Model]) -> list[tuple[int, Col, list]]:
     return found
 
 
-def get(model: type[Model], pk, *, lock: bool = False) -> Model | None:
-    """The row whose primary key is `pk`, or None; with `lock`, locked until the transaction ends
-    (`select_for_update()`, where the database has it)."""
+def get(model: type[Model], pk, *, lock: bool = False) -> Model:
+    """The row whose primary key is `pk`, as `objects.get(pk=pk)` has it (raises
+    `model.DoesNotExist`); with `lock`, locked until the transaction ends (`select_for_update()`,
+    where the database has it)."""
     with connection.cursor() as cursor:
         cursor.execute(_get_sql(model, lock), [pk])
         row = cursor.fetchone()
-    return None if row is None else from_row(model, row)
+    if row is None:
+        raise model.DoesNotExist(f"no {model.__name__} {pk}")
+    return from_row(model, row)
 
 
 def insert(instance: Model) -> None:

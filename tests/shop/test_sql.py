@@ -93,13 +93,14 @@ def test_an_update_of_a_missing_row_fails_and_changes_nothing():
     assert stored(order)["expires_at"] == order.expires_at
 
 
-def test_a_get_reads_the_row_the_orm_reads_or_none():
+def test_a_get_reads_the_row_the_orm_reads_or_raises_as_it_does():
     order = f.order()
     assert stored(sql.get(Order, order.pk)) == stored(order)
     assert (
         sql.get(Order, order.pk).__dict__.keys() == Order.objects.get(pk=order.pk).__dict__.keys()
     )
-    assert sql.get(Order, order.pk + 1000) is None
+    with pytest.raises(Order.DoesNotExist):
+        sql.get(Order, order.pk + 1000)
 
 
 @pytest.mark.django_db(transaction=True)
