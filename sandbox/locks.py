@@ -47,7 +47,7 @@ CLAIMED = {"id", "url", "body", "copies", "probe", "attempts"}  # what an attemp
 @cache
 def _claim_sql() -> str:
     def name(field: str) -> str:
-        return connection.ops.quote_name(Notification._meta.get_field(field).column)
+        return sql.name(Notification, field)
 
     # In the model's order of fields, as `Model.from_db` takes the values of some.
     returned = [f.name for f in Notification._meta.concrete_fields if f.name in CLAIMED]

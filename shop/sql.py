@@ -24,8 +24,13 @@ def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def name(model: type[Model], field: str) -> str:
+    """A field's column, quoted and unqualified (as SET and RETURNING take it)."""
+    return connection.ops.quote_name(model._meta.get_field(field).column)
+
+
 def column(model: type[Model], field: str) -> str:
-    return f"{table(model)}.{connection.ops.quote_name(model._meta.get_field(field).column)}"
+    return f"{table(model)}.{name(model, field)}"
 
 
 def columns(model: type[Model]) -> str:
@@ -94,8 +99,8 @@ def update(instance: Model, *names: str) -> None:
 
 @cache
 def _get_sql(model: type[Model], lock: bool) -> str:
-    pk = connection.ops.quote_name(model._meta.pk.column)
-    statement = f"SELECT {columns(model)} FROM {table(model)} WHERE {table(model)}.{pk} = %s"
+    pk = column(model, model._meta.pk.name)
+    statement = f"SELECT {columns(model)} FROM {table(model)} WHERE {pk} = %s"
     if lock and connection.features.has_select_for_update:
         statement += " " + connection.ops.for_update_sql()
     return statement
@@ -106,16 +111,15 @@ def _insert_sql(model: type[Model]) -> tuple[str, list[Field]]:
     meta = model._meta
     # An explicit primary key is written; a generated one (AutoField) comes back.
     fields = [f for f in meta.concrete_fields if not (f.primary_key and f.db_returning)]
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = ", ".join(name(model, f.name) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
-    returning = connection.ops.quote_name(meta.pk.column)
+    returning = name(model, meta.pk.name)
     return f"INSERT INTO {table(model)} ({names}) VALUES ({marks}) RETURNING {returning}", fields
 
 
 @cache
 def _update_sql(model: type[Model], names: tuple[str, ...]) -> tuple[str, list[Field]]:
-    meta = model._meta
-    fields = [meta.get_field(name) for name in names]
-    sets = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
-    where = f"{connection.ops.quote_name(meta.pk.column)} = %s"
+    fields = [model._meta.get_field(field) for field in names]
+    sets = ", ".join(f"{name(model, f.name)} = %s" for f in fields)
+    where = f"{name(model, model._meta.pk.name)} = %s"
     return f"UPDATE {table(model)} SET {sets} WHERE {where}", fields
