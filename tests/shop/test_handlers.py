@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -180,6 +181,24 @@ def hops_counted(monkeypatch) -> list[str]:
     return hops
 
 
+@asynccontextmanager
+async def a_client_leaving_a_held_view() -> AsyncIterator[ApplicationCommunicator]:
+    """A request to `/t/hold/` whose client leaves while its view holds; the view goes on once
+    the block ends."""
+    hold_entered.clear()
+    hold_released.clear()
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/t/hold/"}
+    scope |= {"query_string": b"", "headers": [(b"host", b"localhost")]}
+    leaving = ApplicationCommunicator(django_asgi_app, scope)
+    await leaving.send_input({"type": "http.request", "body": b""})
+    try:
+        assert await asyncio.to_thread(hold_entered.wait, 10)
+        await leaving.send_input({"type": "http.disconnect"})
+        yield leaving
+    finally:
+        hold_released.set()
+
+
 async def test_the_session_persists_and_only_its_owner_sees_the_order():
     cookies, order = await buy()
     assert "sessionid" in cookies
@@ -315,19 +334,9 @@ async def test_each_request_is_started_and_finished_once_after_its_view(test_url
             await call("GET", path)
             assert signals == ["started", "finished"], path
         signals.clear()
-        hold_entered.clear()
-        hold_released.clear()
-        scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/t/hold/"}
-        scope |= {"query_string": b"", "headers": [(b"host", b"localhost")]}
-        leaving = ApplicationCommunicator(django_asgi_app, scope)
-        await leaving.send_input({"type": "http.request", "body": b""})
-        try:
-            assert await asyncio.to_thread(hold_entered.wait, 10)
-            await leaving.send_input({"type": "http.disconnect"})
+        async with a_client_leaving_a_held_view() as leaving:
             await asyncio.sleep(0.1)
             assert signals == ["started"]  # the view still runs: the request has not ended
-        finally:
-            hold_released.set()
         await leaving.wait(timeout=10)
         assert signals == ["started", "finished"]
     finally:
@@ -351,19 +360,9 @@ async def test_a_thread_goes_back_only_once_the_request_that_left_is_done_with_i
     """Django cancels a request whose client left but cannot stop its thread, and ends the request
     only after `request_finished`, which it sends through that thread, after the view. So a thread
     is idle when given back, and a request never waits behind another's view (shop/handlers.py)."""
-    hold_entered.clear()
-    hold_released.clear()
-    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/t/hold/"}
-    scope |= {"query_string": b"", "headers": [(b"host", b"localhost")]}
-    leaving = ApplicationCommunicator(django_asgi_app, scope)
-    await leaving.send_input({"type": "http.request", "body": b""})
-    try:
-        assert await asyncio.to_thread(hold_entered.wait, 10)
-        await leaving.send_input({"type": "http.disconnect"})
+    async with a_client_leaving_a_held_view() as leaving:
         done, _ = await asyncio.wait({leaving.future}, timeout=0.3)
         assert not done  # the client left; its view still runs, and the request waits for it
-    finally:
-        hold_released.set()
     await leaving.wait(timeout=10)
     views_thread.clear()
     status, _, body = await asyncio.wait_for(call("GET", "/t/where/"), timeout=5)
