@@ -1,20 +1,32 @@
-"""uvicorn's WebSocket protocol (websockets' sans-I/O one), holding less for each open socket.
+"""uvicorn's protocols, holding less for each open socket.
 
 A shopper's socket stays open, idle, for as long as the shopper looks at the order: during a busy
-sale, thousands per process, each one of these objects. uvicorn keeps two things per socket that
-an idle socket does not need (bench/profile_notes.md, "Memory per idle socket: what the server
-and the socket let go"):
+sale, thousands per process. uvicorn keeps things per socket that an idle socket does not need
+(bench/profile_notes.md, "Memory per idle socket: what the server and the socket let go"):
 
 - the opening handshake, request and response with their headers (websockets' `Request` and
   `Response`), used only to answer it; the ASGI scope keeps its own copy of the request's headers;
-- an `asyncio.Queue` for what the browser sends (four deques, ~3.3 KiB): a `Mailbox` does the same.
+- an `asyncio.Queue` for what the browser sends (four deques, ~3.3 KiB): a `Mailbox` does the same;
+- the HTTP protocol that read the upgrade request. It hands the connection to the WebSocket
+  protocol and is dropped, but it and its parser refer to each other (the parser calls back its
+  methods), so ~20 objects per socket wait for the cycle collector, and those that have lived
+  through a collection or two wait for a full one ("The HTTP protocol left behind by an upgrade").
 
-Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves WebSockets with it.
+Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves with these.
 """
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from shop.mailbox import Mailbox
+
+
+class HttpProtocol(HttpToolsProtocol):
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The transport now feeds the WebSocket protocol; nothing reads through this one again
+        # (uvicorn lets go of the parser so when a connection is lost).
+        self.parser = None
 
 
 class SocketProtocol(WebSocketsSansIOProtocol):

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from uvicorn.supervisors import Multiprocess
 
-from shop.socket_protocol import SocketProtocol
+from shop.socket_protocol import HttpProtocol, SocketProtocol
 
 # Requests in flight at shutdown may finish within this; a Pay waits for the payment system for up
 # to PAYMENT_GATEWAY_TIMEOUT (10 s), and deploy/run kills what is still running after 20 s.
@@ -26,11 +26,12 @@ def uvicorn_config(*, workers: int = 1) -> uvicorn.Config:
         port=settings.PORT,
         workers=workers,
         # What uvicorn's "standard" extra picks by itself, named so that a missing one fails here
-        # instead of serving slower (bench/profile_notes.md); websockets' sans-I/O protocol holds
-        # ~10 KiB less per idle socket than its legacy one, and SocketProtocol (uvicorn's, keeping
-        # less per socket) less again.
+        # instead of serving slower (bench/profile_notes.md): uvloop, httptools (HttpProtocol is
+        # uvicorn's httptools protocol), and websockets' sans-I/O protocol, which holds ~10 KiB
+        # less per idle socket than its legacy one. shop.socket_protocol's subclasses keep less
+        # per socket again.
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,
         ws=SocketProtocol,
         lifespan="on",  # a background loop that cannot start fails the boot
         # A frame or message over the cap is refused before it is buffered: closed with 1009.
