@@ -37,10 +37,10 @@ def log(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-async def step(name: str, **info: object) -> None:
-    """Tell the runner a phase is reached and wait until it has taken its samples."""
+async def step(name: str, **info: object) -> str:
+    """Tell the runner a phase is reached, wait until it has taken its samples; its answer."""
     print(f"STEP {name} {json.dumps(info)}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
 
 
 def cookies(session_key: str) -> str:
@@ -201,9 +201,16 @@ async def push(p: dict) -> dict:
     shoppers = await asyncio.to_thread(fixtures.shoppers_create, sizes[-1], pending=True)
     sockets = [Socket(s, s.orders[0], s.payment_ids[0]) for s in shoppers]
     async with client() as http:
-        warm = min(p.get("warm", 20), sizes[0] // 2)
-        failed = await open_all(http, base, sockets[:warm])
-        await step("warm", sockets=warm)
+        # Sockets that load the code paths before the memory baseline, `batch` at a time until the
+        # runner has seen each of the server's processes serve some.
+        batch = min(p.get("warm", 20), sizes[0] // 2)
+        warm = failed = 0
+        answer = "more"
+        while answer == "more" and warm + batch <= sizes[0] // 2:
+            failed += await open_all(http, base, sockets[warm : warm + batch])
+            warm += batch
+            answer = await step("warm", sockets=warm)
+        log(f"push: {warm} sockets opened before the memory baseline")
         opened, fresh, used = warm, [], []
         bursts, failures = [], {}
         for size in sizes:

@@ -666,7 +666,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "## 3. Memory per idle socket",
             "",
             "The smallest fleet: server RSS after its sockets opened minus RSS after the first 20 "
-            "(which load the code paths), divided by the sockets opened in between. A larger "
+            "(which load the code paths; 20 more at a time until each process of a server with "
+            "several has served some, as one may take a whole burst), divided by the sockets "
+            "opened in between. A larger "
             "fleet: RSS after it grew minus RSS after the previous size's bursts, divided by the "
             "sockets added (so what the bursts allocated is not charged to idle sockets). Each "
             "socket offers permessage-deflate, as browsers do; both servers decline it.",

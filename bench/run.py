@@ -94,7 +94,8 @@ class Bench:
         self, server, params: dict, timeout: float = 600, on_step=lambda name: None
     ) -> tuple[dict, dict]:
         """Run the load generator against `server`; sample the server at each STEP it reports,
-        then call `on_step(name)` before the load goes on."""
+        then call `on_step(name)` before the load goes on; what that returns, if anything, is the
+        load generator's answer."""
         env = {**os.environ, **servers.base_env(self.database_url), "PYTHONUNBUFFERED": "1"}
         params = {**params, "base": server.url, "api_key": servers.SECRETS["SANDBOX_API_KEY"]}
         with self.load_log.open("a") as log:
@@ -123,8 +124,7 @@ class Bench:
                             "wall": time.perf_counter(),
                             **json.loads(info),
                         }
-                        on_step(name)
-                        load.stdin.write("\n")
+                        load.stdin.write((on_step(name) or "") + "\n")
                         load.stdin.flush()
                     elif line.startswith("RESULT "):
                         result = json.loads(line[len("RESULT ") :])
@@ -252,6 +252,14 @@ class Bench:
         rows = []
         for kind, layer, sizes, rates in self.push_cells():
             shop = self.shop(kind, layer)
+
+            def on_step(name: str, shop=shop) -> str:
+                # Several processes accepting on one port: one may take a whole burst of sockets.
+                # The memory baseline waits until each has served some (and loaded what they use).
+                if name == "warm" and 0 in servers.sockets_held(shop.process.pid, shop.port):
+                    return "more"
+                return ""
+
             try:
                 result, samples = self.drive(
                     shop,
@@ -263,6 +271,7 @@ class Bench:
                         "repeats": s.repeats,
                         "drain_seconds": s.drain_seconds,
                     },
+                    on_step=on_step,
                 )
             finally:
                 self.stop(shop)

@@ -109,6 +109,20 @@ def shop(
     return server(kind, database_url=database_url, tmp_dir=tmp_dir, env=env, name=name)
 
 
+def sockets_held(pid: int, port: int) -> list[int]:
+    """How many connections to `port` each process of a server that accepts them holds: its
+    workers' if it has some (uvicorn's supervisor only listens), else its own."""
+
+    def on_port(process: psutil.Process, status: str) -> int:
+        return sum(
+            c.status == status and c.laddr.port == port for c in process.net_connections("tcp")
+        )
+
+    root = psutil.Process(pid)
+    workers = [child for child in root.children() if on_port(child, psutil.CONN_LISTEN)]
+    return [on_port(process, psutil.CONN_ESTABLISHED) for process in workers or [root]]
+
+
 def usage(pid: int) -> dict[str, float]:
     """Resident memory (bytes) and CPU time (s) of a server and its worker processes (psutil)."""
     rss = cpu = 0.0
