@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-import psutil
 
 from bench import servers
 
@@ -40,7 +39,6 @@ django.setup()
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
 
 from bench import fixtures  # noqa: E402
@@ -61,22 +59,7 @@ def paid_states(bizs: list[str]) -> dict[str, PanelState]:
     return {order.biz: panel_state(order) for order in orders}
 
 
-def postgres_server() -> int | None:
-    """The pid of PostgreSQL's postmaster, if the server is on this machine."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (backend,) = cursor.fetchone()
-    connection.close()
-    try:
-        process = psutil.Process(backend)
-        if process.name().startswith("postgres"):
-            return process.ppid()
-    except psutil.Error:
-        pass
-    return None
-
-
-POSTGRES = postgres_server()
+POSTGRES = servers.postgres_pid(os.environ["DATABASE_URL"])
 
 
 def clock() -> tuple[float, float]:

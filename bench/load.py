@@ -517,7 +517,11 @@ async def checkout(p: dict) -> dict:
                 log("shopper failed", type(failed).__name__, failed)
 
         tasks = [asyncio.ensure_future(shopper(i, s)) for i, s in enumerate(shoppers)]
+        # The runner samples the processes' CPU over the measured windows.
+        await asyncio.sleep(max(0.0, windows.start - time.perf_counter()))
+        await step("windows_start")
         await windows.snapshot_in_flight(in_flight)
+        await step("windows_end")
         for task in [*tasks, watcher]:
             task.cancel()
         await asyncio.gather(*tasks, watcher, return_exceptions=True)

@@ -102,6 +102,10 @@ def environment(database_url: str, redis_url: str, sizes) -> dict:
 # --- figures ------------------------------------------------------------------------------------
 
 
+# Each checkout cell's CPU, by process (bench/run.py: `cpu_over`), then all of them together.
+CPU_PARTS = ("shop", "payment system", "PostgreSQL", "load generator", "all")
+
+
 def checkout_figures(rows: list[dict], think: float) -> list[dict]:
     """Medians over each cell's windows, and the cell's ceiling: no checkout is faster than the
     shopper's `think` s, so W sync workers do at most W / think a second, N shoppers N / think."""
@@ -109,6 +113,8 @@ def checkout_figures(rows: list[dict], think: float) -> list[dict]:
     for row in rows:
         runs = row["runs"]
         serving = servers.GUNICORN_WORKERS if row["mode"] == "sync" else row["shoppers"]
+        completed = sum(r["completed"] for r in runs)
+        spent, seconds = row["cpu"]["spent"], row["cpu"]["seconds"]
         out.append(
             {
                 "mode": row["mode"],
@@ -121,6 +127,13 @@ def checkout_figures(rows: list[dict], think: float) -> list[dict]:
                 "unanswered": median([r["pay_unanswered"] for r in runs]),
                 "errors": median([r["errors"] for r in runs]),
                 "runs": len(runs),
+                # Over all the windows: the cores the measured processes kept busy together, and
+                # each one's CPU per checkout completed.
+                "cores": sum(spent.values()) / seconds,
+                "cpu_ms": {
+                    part: t * 1000 / max(1, completed)
+                    for part, t in {**spent, "all": sum(spent.values())}.items()
+                },
             }
         )
     return out
@@ -509,10 +522,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"that is out of reach there by arithmetic. In a closed loop the old mode's Pay "
             f"waits, in steady state, about N / (checkouts/s) - {s['think_seconds']} s (minutes "
             f"at 1,000 shoppers); the windows end long before, hence its unanswered Pays. Where "
-            f"the callback mode falls short of its ceiling, the limit is the machine's CPU (2 "
-            f"cores, shared by the servers, PostgreSQL and the load generator) and, at 1,000 "
-            f"shoppers, the one thread per process that does every socket's database work (see "
-            f'"The Pay path" in section 5).',
+            f"the callback mode falls short of its ceiling, the limit is the machine's CPU "
+            f"({os.cpu_count()} cores, shared by the servers, PostgreSQL and the load generator: "
+            f"the last table) and, at 1,000 shoppers, the one thread per process that does every "
+            f'socket\'s database work (see "The Pay path" in section 5).',
             "",
             _table(
                 [
@@ -556,6 +569,26 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                         f"{_ratio_ceiling(n):.1f}x",
                     ]
                     for n in sorted({r["shoppers"] for r in checkout})
+                ],
+            ),
+            "",
+            f"Where the CPU went over the measured windows: how many of the machine's "
+            f"{os.cpu_count()} cores the processes kept busy together, and each one's CPU time "
+            f"(with all of its processes: the shop's workers, PostgreSQL's backends) in ms per "
+            f"checkout completed in them. The payment system is the sandbox, the stand-in for "
+            f"the real one; PostgreSQL's figure is all of its work meanwhile (the old mode's "
+            f"look-up of its shoppers' payments every 50 ms included).",
+            "",
+            _table(
+                ["shoppers", "mode", f"cores busy (of {os.cpu_count()})", *CPU_PARTS],
+                [
+                    [
+                        r["shoppers"],
+                        r["mode"],
+                        f"{r['cores']:.2f}",
+                        *(_ms(r["cpu_ms"].get(part)) for part in CPU_PARTS),
+                    ]
+                    for r in checkout
                 ],
             ),
             "",

@@ -37,12 +37,21 @@ def database_create(database_url: str) -> None:
             db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def cpu_over(start: dict, end: dict) -> dict:
+    """CPU seconds each measured process spent between two samples (the server's as "shop"), and
+    the seconds between them."""
+    spent = {"shop": end["cpu"] - start["cpu"]}
+    spent.update((part, end["cpu_of"][part] - cpu) for part, cpu in start["cpu_of"].items())
+    return {"spent": spent, "seconds": end["wall"] - start["wall"]}
+
+
 class Bench:
     def __init__(self, *, sizes: Sizes, database_url: str, redis_url: str, tmp_dir: Path) -> None:
         self.sizes, self.database_url, self.redis_url = sizes, database_url, redis_url
         self.tmp_dir = tmp_dir
         self.prepared = False
         self.load_log = tmp_dir / "load.log"
+        self.postgres = servers.postgres_pid(database_url)
 
     # --- processes -------------------------------------------------------------------------------
 
@@ -91,11 +100,17 @@ class Bench:
                 pass
 
     def drive(
-        self, server, params: dict, timeout: float = 600, on_step=lambda name: None
+        self,
+        server,
+        params: dict,
+        timeout: float = 600,
+        on_step=lambda name: None,
+        watch: dict[str, int | None] | None = None,
     ) -> tuple[dict, dict]:
-        """Run the load generator against `server`; sample the server at each STEP it reports,
-        then call `on_step(name)` before the load goes on; what that returns, if anything, is the
-        load generator's answer."""
+        """Run the load generator against `server`; sample the server at each STEP it reports
+        (and the CPU time of the load generator and of each process in `watch`, by name), then
+        call `on_step(name)` before the load goes on; what that returns, if anything, is the load
+        generator's answer."""
         env = {**os.environ, **servers.base_env(self.database_url), "PYTHONUNBUFFERED": "1"}
         params = {**params, "base": server.url, "api_key": servers.SECRETS["SANDBOX_API_KEY"]}
         with self.load_log.open("a") as log:
@@ -119,8 +134,14 @@ class Bench:
                 for line in load.stdout:
                     if line.startswith("STEP "):
                         _, name, info = line.split(" ", 2)
+                        watched = {"load generator": load.pid, **(watch or {})}
                         samples[name] = {
                             **servers.usage(server.process.pid),
+                            "cpu_of": {
+                                part: servers.usage(pid)["cpu"]
+                                for part, pid in watched.items()
+                                if pid is not None
+                            },
                             "wall": time.perf_counter(),
                             **json.loads(info),
                         }
@@ -194,7 +215,7 @@ class Bench:
                         sandbox = self.sandbox()
                         servers_ = (sandbox, self.shop(kind, layer, sandbox_url=sandbox.url))
                     sandbox, shop = servers_
-                    result, _ = self.drive(
+                    result, samples = self.drive(
                         shop,
                         {
                             "scenario": "checkout",
@@ -208,6 +229,7 @@ class Bench:
                             "windows": s.checkout_runs,
                             "orders_each": math.ceil(seconds / s.think_seconds) + 2,
                         },
+                        watch={"payment system": sandbox.process.pid, "PostgreSQL": self.postgres},
                     )
                     rows.append(
                         {
@@ -216,6 +238,7 @@ class Bench:
                             "shoppers": shoppers,
                             "runs": result["windows"],
                             "errors_outside_windows": result["errors_outside_windows"],
+                            "cpu": cpu_over(samples["windows_start"], samples["windows_end"]),
                         }
                     )
             finally:

@@ -123,6 +123,24 @@ def sockets_held(pid: int, port: int) -> list[int]:
     return [on_port(process, psutil.CONN_ESTABLISHED) for process in workers or [root]]
 
 
+def postgres_pid(database_url: str) -> int | None:
+    """The pid of PostgreSQL's postmaster (its processes are its children), if `database_url` is a
+    PostgreSQL server on this machine."""
+    if not database_url.startswith("postgres"):
+        return None
+    import psycopg
+
+    with psycopg.connect(database_url) as db:
+        (backend,) = db.execute("SELECT pg_backend_pid()").fetchone()
+    try:
+        process = psutil.Process(backend)
+        if process.name().startswith("postgres"):
+            return process.ppid()
+    except psutil.Error:
+        pass
+    return None
+
+
 def usage(pid: int) -> dict[str, float]:
     """Resident memory (bytes) and CPU time (s) of a server and its worker processes (psutil)."""
     rss = cpu = 0.0

@@ -57,6 +57,22 @@ def test_both_checkout_modes_complete_checkouts_without_errors(quick):
             assert result["errors"] == 0, result
             assert result["completed"] > 0 and result["per_second"] > 0
             assert 0 < result["pay"]["p50"] <= result["pay"]["p99"]
+        # The CPU each process spent over the windows (no PostgreSQL here: SQLite).
+        assert row["cpu"]["seconds"] > 0
+        assert set(row["cpu"]["spent"]) == {"shop", "payment system", "load generator"}
+        assert all(spent > 0 for spent in row["cpu"]["spent"].values()), row["cpu"]
+
+
+def test_the_checkout_section_says_where_the_cpu_went(quick):
+    tmp, _ = quick
+    text = (tmp / "BENCHMARKS.md").read_text()
+    assert "| shoppers | mode | cores busy (of " in text
+    assert ") | shop | payment system | PostgreSQL | load generator | all |" in text
+    rows = re.findall(
+        r"^\| 5 \| (sync|callback) \| (\d+\.\d\d) \| [\d.]+ \| [\d.]+ \| - \|", text, re.M
+    )
+    assert sorted(mode for mode, _ in rows) == ["callback", "sync"]
+    assert all(float(cores) > 0 for _, cores in rows)
 
 
 def test_the_targets_table_says_when_the_ratio_is_out_of_reach_by_arithmetic(quick):
