@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-
 from bench import servers
 
 os.environ.update({**servers.base_env(os.environ["DATABASE_URL"]), "SANDBOX_ENABLED": "0"})

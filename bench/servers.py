@@ -9,6 +9,7 @@ measured; the shop servers neither mount it nor run the reconciler.
 from __future__ import annotations
 
 import psutil
+import psycopg
 
 from tests.servers import ShopServer, free_port
 
@@ -128,8 +129,6 @@ def postgres_pid(database_url: str) -> int | None:
     PostgreSQL server on this machine."""
     if not database_url.startswith("postgres"):
         return None
-    import psycopg
-
     with psycopg.connect(database_url) as db:
         (backend,) = db.execute("SELECT pg_backend_pid()").fetchone()
     try:

@@ -9,7 +9,7 @@ sale, thousands per process. uvicorn keeps things per socket that an idle socket
 - an `asyncio.Queue` for what the browser sends (four deques, ~3.3 KiB): a `Mailbox` does the same;
 - the HTTP protocol that read the upgrade request. It hands the connection to the WebSocket
   protocol and is dropped, but it and its parser refer to each other (the parser calls back its
-  methods), so ~20 objects per socket wait for the cycle collector, and those that have lived
+  methods), so ~25 objects per socket wait for the cycle collector, and those that have lived
   through a collection or two wait for a full one ("The HTTP protocol left behind by an upgrade").
 
 Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves with these.
