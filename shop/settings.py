@@ -236,6 +236,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {
+        # websockets logs "connection open" after each handshake uvicorn has logged as accepted.
+        "not_connection_open": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: record.msg != "connection open",
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     # Warnings and errors of any library (a 500's traceback from django.request among them).
     "root": {"handlers": ["console"], "level": "WARNING"},
@@ -244,6 +251,7 @@ LOGGING = {
         "sandbox": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # The server's start and stop, and its access log (`manage.py serve`).
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"filters": ["not_connection_open"]},
         # Instead of Django's default (console in DEBUG only, and mail to ADMINS, which are none).
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
