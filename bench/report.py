@@ -115,6 +115,7 @@ def checkout_figures(rows: list[dict], think: float) -> list[dict]:
         serving = servers.GUNICORN_WORKERS if row["mode"] == "sync" else row["shoppers"]
         completed = sum(r["completed"] for r in runs)
         spent, seconds = row["cpu"]["spent"], row["cpu"]["seconds"]
+        spent_all = sum(spent.values())
         out.append(
             {
                 "mode": row["mode"],
@@ -129,10 +130,10 @@ def checkout_figures(rows: list[dict], think: float) -> list[dict]:
                 "runs": len(runs),
                 # Over all the windows: the cores the measured processes kept busy together, and
                 # each one's CPU per checkout completed.
-                "cores": sum(spent.values()) / seconds,
+                "cores": spent_all / seconds,
                 "cpu_ms": {
                     part: t * 1000 / max(1, completed)
-                    for part, t in {**spent, "all": sum(spent.values())}.items()
+                    for part, t in {**spent, "all": spent_all}.items()
                 },
             }
         )
