@@ -81,6 +81,9 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             # Cancelled, the layer's receive forgets the channel (as Channels' tasks are).
             pushes.cancel()
             await asyncio.gather(pushes, return_exceptions=True)
+            # However it ended (a disconnect, an error, a browser gone before the accept went
+            # out), what the socket took is given back.
+            await self._leave()
 
     async def _pushes(self, consumer: asyncio.Task) -> None:
         """The layer's messages, each handled in turn with the browser's; ending here (a handler's
@@ -130,18 +133,14 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused
             return
         self.group = group
-        await self.accept()
-        self._forget_handshake()
         OPEN_SOCKETS.inc()
+        await self.accept()  # an OSError if the browser left meanwhile: `__call__` cleans up
+        self._forget_handshake()
         await self._show(shown)
         watchlist.add(self)
 
     async def disconnect(self, code: int) -> None:
-        self._give_back_slot()
-        if self.group:
-            OPEN_SOCKETS.dec()
-            watchlist.discard(self)
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._leave()
 
     async def websocket_disconnect(self, message: dict) -> None:
         """Channels' own, without its trip to a database thread to close old connections (see
@@ -208,6 +207,16 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         if isinstance(headers, list):
             headers.clear()
         self.scope.pop("cookies", None)
+
+    async def _leave(self) -> None:
+        """Give back the client slot, the watchlist entry and the group; once, however often
+        called (the disconnect, then the end of `__call__`)."""
+        self._give_back_slot()
+        group, self.group = self.group, None
+        if group:
+            OPEN_SOCKETS.dec()
+            watchlist.discard(self)
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     def _give_back_slot(self) -> None:
         if self.client is not None:

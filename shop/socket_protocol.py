@@ -12,10 +12,17 @@ sale, thousands per process. uvicorn keeps things per socket that an idle socket
   methods), so ~25 objects per socket wait for the cycle collector, and those that have lived
   through a collection or two wait for a full one ("The HTTP protocol left behind by an upgrade").
 
+One behaviour differs: an accept that cannot go out because the browser has just left (its
+connection closing, the loss not yet handled) is refused with uvicorn's `ClientDisconnected`, the
+OSError the ASGI spec asks for a send on a closed connection, which uvicorn raises a moment later
+anyway. uvicorn 0.54.0 drops that accept unsent and refuses the app's next send with a
+RuntimeError, an "Exception in ASGI application" in the log for a shopper closing a tab.
+
 Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves with these.
 """
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from shop.mailbox import Mailbox
@@ -36,6 +43,8 @@ class SocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message) -> None:
         await super().send(message)
+        if message["type"] == "websocket.accept" and not self.handshake_complete:
+            raise ClientDisconnected()  # the connection is closing: nothing was sent
         request = getattr(self, "request", None)
         if self.handshake_complete and request is not None:
             # Answered (accepted, or refused with a response): neither uvicorn nor websockets

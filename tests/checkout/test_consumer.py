@@ -338,15 +338,56 @@ async def test_a_closed_socket_leaves_the_group():
     assert not layer.channels  # its own channel is forgotten too: its receive was cancelled
 
 
-async def test_an_error_handling_a_push_ends_the_consumer_as_in_channels(monkeypatch):
-    """The layer's messages are handled in a task of their own (`OrderStatusConsumer.__call__`):
-    an error there still reaches the server, which closes the socket, as Channels' would."""
+def held(biz: str) -> dict:
+    """What this process's open sockets hold: client slots, open-socket gauge, the order's
+    watchlist entry and, on the embedded layer, its group's members."""
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    from checkout.clients import slots
+    from checkout.metrics import OPEN_SOCKETS
+    from checkout.push import order_group
+
+    layer = get_channel_layer()
+    members = layer.groups.get(order_group(biz)) if isinstance(layer, InMemoryChannelLayer) else 0
+    return {
+        "slots": sum(slots.open.values()),
+        "gauge": OPEN_SOCKETS._value.get(),
+        "watched": biz in watchlist.sockets,
+        "group": len(members or ()),
+    }
+
+
+async def test_a_browser_gone_before_the_accept_leaves_nothing_held(monkeypatch):
+    """A browser that closes during the handshake (after the owner check, before the accept goes
+    out) makes the server refuse the accept with an OSError (uvicorn's ClientDisconnected): the
+    consumer ends there, and still gives back its slot, gauge, watchlist entry and group."""
     from checkout.consumers import OrderStatusConsumer
 
     session, order = await make_order(status=OrderStatus.PENDING)
+    before = held(order.biz)
+
+    async def gone(self, *args, **kwargs):
+        raise OSError("the client has disconnected")
+
+    monkeypatch.setattr(OrderStatusConsumer, "accept", gone)
+    socket = connect(order.biz, session)
+    with pytest.raises(OSError, match="the client has disconnected"):
+        await socket.connect()
+    assert held(order.biz) == before
+
+
+async def test_an_error_handling_a_push_ends_the_consumer_as_in_channels(monkeypatch):
+    """The layer's messages are handled in a task of their own (`OrderStatusConsumer.__call__`):
+    an error there still reaches the server, which closes the socket, as Channels' would, and
+    what the socket held is given back."""
+    from checkout.consumers import OrderStatusConsumer
+
+    session, order = await make_order(status=OrderStatus.PENDING)
+    before = held(order.biz)
     socket = connect(order.biz, session)
     await socket.connect()
     await socket.receive_from()
+    assert held(order.biz) != before
 
     async def broken(self, event):
         raise RuntimeError("the push handler broke")
@@ -358,6 +399,7 @@ async def test_an_error_handling_a_push_ends_the_consumer_as_in_channels(monkeyp
     assert socket.future.done()
     with pytest.raises(RuntimeError, match="the push handler broke"):
         socket.future.result()
+    assert held(order.biz) == before
 
 
 async def test_the_browsers_events_and_the_pushes_are_handled_one_at_a_time(monkeypatch):

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -51,13 +52,13 @@ class Watched(SocketProtocol):
 
 
 @contextlib.asynccontextmanager
-async def serving(app=echo, http=HttpProtocol):
+async def serving(app=echo, http=HttpProtocol, ws=Watched):
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=free_port(),
         http=http,
-        ws=Watched,
+        ws=ws,
         lifespan="off",
         log_level="warning",
     )
@@ -73,8 +74,9 @@ async def serving(app=echo, http=HttpProtocol):
         await asyncio.wait_for(task, 10)
 
 
-def connections(server: uvicorn.Server) -> list[SocketProtocol]:
-    return [c for c in server.server_state.connections if isinstance(c, SocketProtocol)]
+def connections(server: uvicorn.Server) -> list[WebSocketsSansIOProtocol]:
+    kind = WebSocketsSansIOProtocol
+    return [c for c in server.server_state.connections if isinstance(c, kind)]
 
 
 async def test_an_open_socket_keeps_neither_its_handshake_nor_an_asyncio_queue():
@@ -135,6 +137,65 @@ async def test_a_browser_that_leaves_is_a_disconnect_for_the_app():
                 break
             await asyncio.sleep(0.01)
     assert [message["type"] for message in left] == ["websocket.disconnect"]
+
+
+class Closing:
+    """A transport whose connection has begun to close: the browser has left, and the loss has
+    not been handled yet."""
+
+    def __init__(self, transport) -> None:
+        self.transport = transport
+
+    def is_closing(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str):
+        return getattr(self.transport, name)
+
+
+@pytest.mark.parametrize(("ws", "refused"), [(Watched, OSError), (WebSocketsSansIOProtocol, None)])
+async def test_an_accept_the_browser_left_before_is_refused_as_a_closed_connection(ws, refused):
+    """The app accepts just as the browser leaves: the accept is refused as a send on a closed
+    connection is (an OSError, which the app handles as the browser gone). uvicorn's own protocol
+    (the second case) takes the accept and refuses the next send with a RuntimeError instead."""
+    go, failed = asyncio.Event(), []
+
+    async def app(scope, receive, send) -> None:
+        await receive()
+        await go.wait()
+        try:
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": "too late"})
+        except Exception as error:
+            failed.append(error)
+
+    async with serving(app, ws=ws) as (server, url):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.config.port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await writer.drain()
+        for _ in range(500):
+            if connections(server) and connections(server)[0].scope:
+                break
+            await asyncio.sleep(0.01)
+        try:
+            [protocol] = connections(server)
+            protocol.transport = Closing(protocol.transport)
+        finally:
+            go.set()
+        for _ in range(500):
+            if failed:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    [error] = failed
+    if refused is None:
+        assert type(error) is RuntimeError and "got 'websocket.send'" in str(error)
+    else:
+        assert isinstance(error, refused) and not isinstance(error, RuntimeError)
 
 
 def left_for_the_collector() -> Counter[type]:
