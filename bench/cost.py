@@ -8,7 +8,7 @@ payment system, so the figure is steadier than a load test's on a shared machine
     after another, each for a different waiting order;
   - page, poll, pay: a shopper's requests through the same application, each by a different
     shopper with a saved session: the order page (a synchronous view), the bench's polled panel
-    (`bench.views.poll`, synchronous) and Pay (async, CSRF-checked), which calls the sandbox,
+    (`bench.views.poll`, synchronous) and Pay (CSRF-checked), which calls the sandbox,
     running as a process of its own as in the benchmark, over loopback (the answer's QR code
     included; only the shop's process is measured);
   - connect: N status sockets opened (Channels' communicator), each checking its owner and

@@ -25,8 +25,8 @@ def _give_back() -> None:
         connection.close()
 
 
-# Awaited from an async view, runs in the request's thread, whose connection it gives back; the
-# next query there takes one again.
+# Awaited on the event loop for a request (Pay's wait for the payment system), runs in the
+# request's thread, whose connection it gives back; the next query there takes one again.
 give_back = sync_to_async(_give_back)
 
 

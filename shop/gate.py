@@ -5,9 +5,9 @@ signals, the ORM), created when the request first needs it and joined when it en
 thousand requests in flight that is a thousand threads taking turns on one GIL, and every request
 finishes about as late as the slowest. Waiting here costs a coroutine, and requests are served in
 the order they came (bench/profile_notes.md, "A thread per request in flight"). Every shopper's
-request counts, an async view's too: Pay's thread waits while the payment system is called
-(shop/handlers.py), so the limit also bounds the threads waiting for it (the await itself runs on
-the event loop, which never waits for it).
+request counts: Pay's thread waits while the payment system is called (shop/handlers.py), so the
+limit also bounds the threads waiting for it (the call itself runs on the event loop, which never
+waits for it).
 
 Machine endpoints (`shop.middleware`) never wait: the payment system's notifications carry the
 results shoppers are waiting for, and one held past the payment system's time limit is only

@@ -11,15 +11,15 @@ and its view, as under a WSGI server. Requests for machine endpoints (`shop.midd
 payment system's notifications, the sandbox's API) keep Django's async chain: they skip the
 shoppers' middleware anyway, and their awaits hold no thread.
 
-A shopper's async view (Pay, and healthz, which is not marked) is called from that thread through
-`async_to_sync`, as Django's WSGI handler calls one: its awaits (the payment system, over aiohttp)
-still run on the event loop, which serves other requests meanwhile, while the request's thread
-waits for the view's answer. The request gate (shop/gate.py, HTTP_MAX_CONCURRENT) counts every
-shopper's request in flight, async view or not, so it bounds how many threads wait so.
+Awaiting from that thread goes through `async_to_sync`, as under a WSGI server: a shopper's async
+view (healthz, which is not marked) is called so, and Pay, a sync view, calls the payment system
+(over aiohttp) so. The awaits run on the event loop, which serves other requests meanwhile, while
+the request's thread waits for them. The request gate (shop/gate.py, HTTP_MAX_CONCURRENT) counts
+every shopper's request in flight, so it bounds how many threads wait so.
 
 A browser that disconnects makes Django cancel the request, as on its async chain: asgiref passes
-the cancellation on to the view's await, and the thread leaves the middleware with the
-CancelledError (no response, as before). Pay stays consistent: either `payment_record` committed
+the cancellation on to what the thread awaits (Pay: the payment system's answer), and the thread
+leaves the middleware with the CancelledError (no response, as before). Pay stays consistent: either `payment_record` committed
 the payment to the order, or it did not run and the next Pay sends the same idempotency key, so the
 payment system answers with the payment it made (tests/shop/test_handlers.py).
 

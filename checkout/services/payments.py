@@ -2,10 +2,9 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -33,12 +32,16 @@ class PaymentNotStarted(Exception):
     """The payment could not be started; the message is for the shopper, the order stays payable."""
 
 
-async def payment_start(*, order: Order) -> Order:
+def payment_start(*, order: Order) -> Order:
     """Start paying for `order` in callback mode; returns the order, pending.
 
-    No transaction is open while the payment system is called, and a slow answer holds no database
-    connection (`_answer`). A double click or a retry sends the same idempotency key, so the
-    payment system answers with the same payment.
+    Called in the request's thread. The payment system is called, and the push sent, on the event
+    loop (`async_to_sync`), the thread waiting for each: two trips, where an async Pay view made
+    a thread hop for each database step and for the render, and under load each trip waits its
+    turn for the loop and the GIL (bench/profile_notes.md, twelfth pass). No transaction is open
+    while the payment system is called, and a slow answer holds no database connection
+    (`_answer`). A double click or a retry sends the same idempotency key, so the payment system
+    answers with the same payment.
     """
     if not states.can_start_payment(order.status):
         return order
@@ -53,7 +56,7 @@ async def payment_start(*, order: Order) -> Order:
         expire_at=order.expires_at,
     )
     try:
-        payment = await _answer(get_gateway().start(request))
+        payment = async_to_sync(_answer)(request)
     except GatewayError as error:
         logger.warning("payment start failed biz=%s error=%s", order.biz, error)
         raise PaymentNotStarted(
@@ -66,20 +69,20 @@ async def payment_start(*, order: Order) -> Order:
         raise PaymentNotStarted(
             _("The payment system gave an unexpected answer. Please try again.")
         )
-    order, changed = await sync_to_async(payment_record)(payment=payment)
+    order, changed = payment_record(payment=payment)
     if changed:
-        await push_order_changed(panel_state(order))  # the locked order: no query
+        async_to_sync(push_order_changed)(panel_state(order))  # the locked order: no query
     return order
 
 
-async def _answer(call: Awaitable[GatewayPayment]) -> GatewayPayment:
+async def _answer(request: PaymentRequest) -> GatewayPayment:
     """The payment system's answer to a Pay. The request keeps its database connection while it
     waits, unless the answer takes longer than GIVE_BACK_AFTER: then it gives it back meanwhile,
     so that Pays waiting for a payment system that hangs (up to PAYMENT_GATEWAY_TIMEOUT) do not
     hold the process's pool and stop every other request (`shop.db`). Not on every Pay: taking a
     connection again after the answer queues behind every request that came meanwhile, and at
     1,000 shoppers Pay's median went from 0.26 to 6 s (bench/profile_notes.md)."""
-    answer = asyncio.ensure_future(call)
+    answer = asyncio.ensure_future(get_gateway().start(request))
     try:
         done, _ = await asyncio.wait({answer}, timeout=GIVE_BACK_AFTER)
         if not done:

@@ -1,4 +1,3 @@
-from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
@@ -25,14 +24,16 @@ def order_page(request: HttpRequest, biz: str) -> HttpResponse:
 
 
 @require_POST
-async def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
-    """The Pay button (htmx): start the payment and answer with the pending panel at once."""
-    order = await sync_to_async(own_order)(request, biz)
+def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
+    """The Pay button (htmx): start the payment and answer with the pending panel at once.
+
+    A sync view, in the request's thread like its middleware (`shop.handlers`); it waits there for
+    the payment system, which is called on the event loop (`payment_start`)."""
+    order = own_order(request, biz)
     try:
-        order = await payment_start(order=order)
+        order = payment_start(order=order)
     except PaymentNotStarted as error:
-        html = await sync_to_async(panel_render)(order, error=str(error))
-        return HttpResponse(html, status=503)
+        return HttpResponse(panel_render(order, error=str(error)), status=503)
     # payment_start returns the order as it stands under its row lock, payment attached: the
     # answer renders it without reading it again.
-    return HttpResponse(await sync_to_async(panel_render)(order))
+    return HttpResponse(panel_render(order))

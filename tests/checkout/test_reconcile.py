@@ -87,7 +87,7 @@ def pending_order(**changes) -> tuple[Order, str]:
     """An order whose Pay went through at the sandbox; returns it with its payment id."""
     order = f.order(**changes)
     order = Order.objects.select_related("product").get(pk=order.pk)
-    async_to_sync(payment_start)(order=order)
+    payment_start(order=order)
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     return order, order.payment.payment_id
