@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -38,3 +39,21 @@ async def push_order_changed(state: PanelState) -> None:
             await layer.group_send(order_group(state["biz"]), message)
     except Exception as error:  # TimeoutError included: the result is committed either way
         logger.warning("push failed biz=%s error=%r", state["biz"], error)
+
+
+# Pushes handed to the event loop and not waited for, kept until done: the loop itself keeps only
+# weak references to its tasks.
+unwaited: set[asyncio.Task] = set()
+
+
+async def _push_unwaited(state: PanelState) -> None:
+    task = asyncio.ensure_future(push_order_changed(state))
+    unwaited.add(task)
+    task.add_done_callback(unwaited.discard)
+
+
+def push_soon(state: PanelState) -> None:
+    """`push_order_changed` from a request's thread, without waiting for it: the thread hands it
+    to the event loop and goes on, so its answer waits neither for Redis's round trip nor, if
+    Redis hangs, for PUSH_TIMEOUT. For an answer that shows the new state itself (Pay's)."""
+    async_to_sync(_push_unwaited)(state)

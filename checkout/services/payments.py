@@ -16,7 +16,7 @@ from checkout.gateways import get_gateway
 from checkout.gateways.base import GatewayError, GatewayPayment, PaymentRequest
 from checkout.models import Order, OrderStatus, Payment
 from checkout.panels import panel_state
-from checkout.push import push_order_changed
+from checkout.push import push_soon
 from shop import sql
 from shop.db import give_back
 
@@ -35,10 +35,11 @@ class PaymentNotStarted(Exception):
 def payment_start(*, order: Order) -> Order:
     """Start paying for `order` in callback mode; returns the order, pending.
 
-    Called in the request's thread. The payment system is called, and the push sent, on the event
-    loop (`async_to_sync`), the thread waiting for each: two trips, where an async Pay view made
-    a thread hop for each database step and for the render, and under load each trip waits its
-    turn for the loop and the GIL (bench/profile_notes.md, twelfth pass). No transaction is open
+    Called in the request's thread. The payment system is called on the event loop
+    (`async_to_sync`), the thread waiting for it, and the push is handed to the loop without
+    waiting (`push_soon`): two trips, where an async Pay view made a thread hop for each database
+    step and for the render, and under load each trip waits its turn for the loop and the GIL
+    (bench/profile_notes.md, twelfth pass). No transaction is open
     while the payment system is called, and a slow answer holds no database connection
     (`_answer`). A double click or a retry sends the same idempotency key, so the payment system
     answers with the same payment.
@@ -71,7 +72,8 @@ def payment_start(*, order: Order) -> Order:
         )
     order, changed = payment_record(payment=payment)
     if changed:
-        async_to_sync(push_order_changed)(panel_state(order))  # the locked order: no query
+        # To the order's other sockets (another tab): this Pay's answer shows it without waiting.
+        push_soon(panel_state(order))  # the locked order: no query
     return order
 
 
