@@ -301,14 +301,18 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
         await asyncio.sleep(max(0.0, start + len(tasks) / rate - time.perf_counter()))
     done.set()
     await mover
-    rest, lost, _ = await results_seen(
-        [(s, t, task) for s, (t, task) in waiting.items() if t >= counted_from], p["drain_seconds"]
-    )
+    # A saturated server shows some results after the drain: waited for `churn_late_seconds`
+    # more, they count as late (in the latencies too), and only those never shown as lost.
+    last = [(s, t, task) for s, (t, task) in waiting.items() if t >= counted_from]
+    drained_by = time.perf_counter() + p["drain_seconds"]
+    rest, lost, _ = await results_seen(last, p["drain_seconds"] + p["churn_late_seconds"])
+    late = sum(1 for s, _, _ in last if s.seen_at.get("paid", drained_by) > drained_by)
     statuses = await asyncio.gather(*tasks, return_exceptions=True)
     seen += rest
     return {
         **summary_ms(seen),
         "p999": percentile(seen, 99.9) * 1000,
+        "late": late,
         "lost": lost,
         "notify_errors": sum(1 for s in statuses if s != 200),
         "sent": counted,

@@ -662,7 +662,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "objects and stop the process meanwhile. **shop's** collector: what each full pass "
             "keeps is frozen, so the next walks only what came since (`shop/collector.py`, "
             "`GC_FREEZE_SURVIVORS`); **Python's**: `GC_FREEZE_SURVIVORS=0`. Each its own server "
-            "and fleet, one run each.",
+            f"and fleet, one run each. Late: shown more than {s['drain_seconds']:g} s after the "
+            f"cell's end, within {s['churn_late_seconds']:g} s more (in the latencies too); "
+            "lost: not shown by then.",
             "",
             _table(
                 [
@@ -674,7 +676,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                     "p99 ms",
                     "p99.9 ms",
                     "max ms",
-                    "lost / sent",
+                    "late / lost / sent",
                     "runs",
                 ],
                 [
@@ -687,7 +689,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                         r["p99"],
                         r["p999"],
                         r["max"],
-                        f"{r['lost']} / {r['sent']}",
+                        f"{r.get('late', 0)} / {r['lost']} / {r['sent']}",
                         1,
                     ]
                     for r in churn

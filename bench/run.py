@@ -346,6 +346,7 @@ class Bench:
                         "churn_seconds": s.churn_seconds,
                         "churn_rate": s.churn_rate,
                         "churn_reopens": s.churn_reopens,
+                        "churn_late_seconds": s.churn_late_seconds,
                     },
                 )
             finally:

@@ -42,6 +42,9 @@ class Sizes:
     churn_seconds: float = 40.0
     churn_rate: int = 100
     churn_reopens: int = 40
+    # After the drain, how much longer a result not yet shown is waited for: shown then, it is
+    # late (its latency counted); not even then, lost.
+    churn_late_seconds: float = 30.0
     # 4. push vs polling.
     waiting_shoppers: int = 2000
     poll_interval: float = 1.0
@@ -80,6 +83,7 @@ QUICK = Sizes(
     churn_seconds=1.0,
     churn_rate=20,
     churn_reopens=10,
+    churn_late_seconds=5.0,
     waiting_shoppers=20,
     waiting_results=20,
     poll_interval=0.5,

@@ -102,6 +102,7 @@ def test_sockets_come_and_go_under_each_collector_and_every_push_arrives(quick):
         assert row["failed_sockets"] == 0, row
         assert row["lost"] == 0 and row["notify_errors"] == 0, row
         assert row["n"] == row["sent"]  # every result seen, each counted once
+        assert 0 <= row["late"] <= row["n"]  # seen after the drain: among those seen
         assert 0 < row["p50"] <= row["p99"] <= row["p999"] <= row["max"]
 
 
