@@ -8,6 +8,7 @@ state's version (`Order.version`) lets a socket ignore anything older than what 
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 
@@ -47,7 +48,10 @@ unwaited: set[asyncio.Task] = set()
 
 
 async def _push_unwaited(state: PanelState) -> None:
-    task = asyncio.ensure_future(push_order_changed(state))
+    # In a context of its own: it outlives the request, whose context (asgiref's thread-sensitive
+    # one included) ends with it.
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(push_order_changed(state), context=contextvars.Context())
     unwaited.add(task)
     task.add_done_callback(unwaited.discard)
 

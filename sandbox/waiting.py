@@ -6,6 +6,7 @@ database about all awaited payments together, so a thousand waiters cost one que
 """
 
 import asyncio
+import contextvars
 import logging
 from contextlib import suppress
 from datetime import datetime
@@ -58,7 +59,9 @@ def _ensure_poller() -> None:
     loop = asyncio.get_running_loop()
     task = _pollers.get(loop)
     if task is None or task.done():
-        _pollers[loop] = loop.create_task(_poll(loop))
+        # In a context of its own: the waiter's would end with its request, asgiref's
+        # thread-sensitive context included, and then every query of the poller's would fail.
+        _pollers[loop] = loop.create_task(_poll(loop), context=contextvars.Context())
 
 
 def _current(payment_id: str) -> Payment:

@@ -2,9 +2,11 @@
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.db import connections
 from django.utils import timezone
 
 from sandbox import waiting
@@ -93,3 +95,36 @@ async def test_sync_refuses_a_bad_body_at_once(async_api: AsyncApi) -> None:
     )
     assert response.status_code == 400
     assert await Payment.objects.acount() == 0
+
+
+async def test_the_poller_outlives_the_request_that_started_it(async_api: AsyncApi) -> None:
+    """The poller starts in the first waiter's request and serves the waiters after it. Under the
+    shop's handler each request runs in a thread-sensitive context of its own (asgiref's), which
+    ends with it: were it the poller's too, every poll after would fail, and a decision made by
+    another process would reach the next waiter only at its recheck, seconds later."""
+    started, leave = asyncio.Event(), asyncio.Event()
+    thread = ThreadPoolExecutor(max_workers=1)
+
+    async def first_request() -> None:
+        async with ThreadSensitiveContext(executor=thread):  # as `shop.handlers` enters one
+            first = await start_sync(async_api, key="k1", out_trade_no="biz1")
+            payment = await created_payment("biz1")
+            await asyncio.sleep(0.15)  # waiting, the poller started from here
+            started.set()
+            await leave.wait()
+            await sync_to_async(payment_decide)(payment_id=payment.id, approve=True)
+            assert (await asyncio.wait_for(first, timeout=10)).status_code == 200
+
+    request = asyncio.create_task(first_request())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    second = await start_sync(async_api, key="k2", out_trade_no="biz2")
+    payment = await created_payment("biz2")
+    leave.set()
+    await asyncio.wait_for(request, timeout=10)  # that request and its context have ended
+    await Payment.objects.filter(pk=payment.pk).aupdate(status=PaymentStatus.FAILED)
+    try:
+        response = await asyncio.wait_for(second, timeout=2)  # well before RECHECK_SECONDS
+    finally:
+        thread.submit(connections.close_all).result()  # the request thread's own connection
+        thread.shutdown()
+    assert response.json()["status"] == "failed"
