@@ -19,9 +19,10 @@ every shopper's request in flight, so it bounds how many threads wait so.
 
 A browser that disconnects makes Django cancel the request, as on its async chain: asgiref passes
 the cancellation on to what the thread awaits (Pay: the payment system's answer), and the thread
-leaves the middleware with the CancelledError (no response, as before). Pay stays consistent: either `payment_record` committed
-the payment to the order, or it did not run and the next Pay sends the same idempotency key, so the
-payment system answers with the payment it made (tests/shop/test_handlers.py).
+leaves the middleware with the CancelledError (no response, as before). Pay stays consistent:
+either `payment_record` committed the payment to the order, or it did not run and the next Pay
+sends the same idempotency key, so the payment system answers with the payment it made
+(tests/shop/test_handlers.py).
 
 The thread is the one Django gives the request for its synchronous parts (the request_started and
 request_finished signals, the ORM), so connections and transactions are where they were. A request

@@ -39,10 +39,9 @@ def payment_start(*, order: Order) -> Order:
     (`async_to_sync`), the thread waiting for it, and the push is handed to the loop without
     waiting (`push_soon`): two trips, where an async Pay view made a thread hop for each database
     step and for the render, and under load each trip waits its turn for the loop and the GIL
-    (bench/profile_notes.md, twelfth pass). No transaction is open
-    while the payment system is called, and a slow answer holds no database connection
-    (`_answer`). A double click or a retry sends the same idempotency key, so the payment system
-    answers with the same payment.
+    (bench/profile_notes.md, twelfth pass). No transaction is open while the payment system is
+    called, and a slow answer holds no database connection (`_answer`). A double click or a retry
+    sends the same idempotency key, so the payment system answers with the same payment.
     """
     if not states.can_start_payment(order.status):
         return order
