@@ -226,10 +226,15 @@ def targets(
         if sync and cb:
             figure, met = _throughput_ratio(cb["per_second"], sync["per_second"])
             ceiling = _ratio_ceiling(shoppers)
+            workers = f"({shoppers} shoppers / {servers.GUNICORN_WORKERS} workers)"
             if ceiling < 50 and met is not None:
+                met = f"**no**: out of reach, the ceilings allow {ceiling:.1f}x {workers}"
+            elif ceiling == 50 and met is False:
+                # The callback mode never quite reaches its ceiling (each checkout takes the
+                # shopper's time and then some): 50x only while the old mode falls short of its.
                 met = (
-                    f"**no**: out of reach, the ceilings allow {ceiling:.1f}x "
-                    f"({shoppers} shoppers / {servers.GUNICORN_WORKERS} workers)"
+                    f"**no**: at the edge, the ceilings allow exactly {ceiling:.1f}x {workers}, "
+                    "reached only while the old mode falls short of its ceiling"
                 )
             out.append(
                 (
