@@ -694,7 +694,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                         r["p99"],
                         r["p999"],
                         r["max"],
-                        f"{r.get('late', 0)} / {r['lost']} / {r['sent']}",
+                        f"{r['late']} / {r['lost']} / {r['sent']}",
                         1,
                     ]
                     for r in churn
