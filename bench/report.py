@@ -408,6 +408,22 @@ def _speed(steps: list[dict]) -> list[str]:
     ]
 
 
+def _faults(faults: list[str], shown: int = 20) -> list[str]:
+    """The header's line on the logs (`bench.logs`), with the first faults if there are any."""
+    if not faults:
+        return [
+            "- Logs: no warning, error or traceback in any server's log or the load generator's "
+            "(`bench/logs.py` reads them after the run)"
+        ]
+    listed = [fault.replace("`", "'") for fault in faults[:shown]]
+    return [
+        f"- **Logs: {len(faults)} warnings, errors or tracebacks** (`bench/logs.py`; `make bench` "
+        f"fails on any), the first {len(listed)} below; the figures of a run with faults are "
+        "not to be trusted until they are understood",
+        *(f"  - `{fault}`" for fault in listed),
+    ]
+
+
 def _small_only(s: dict) -> str:
     pairs = s.get("push_small_only") or ()
     sizes = s["sockets"]
@@ -474,6 +490,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         "windows or bursts each figure has is in the "
         "last column of its table: where it says 1, that cell ran once (the time budget of "
         "a few minutes for the whole run affords no more).",
+        *_faults(results.get("faults", [])),
         "",
         *_speed(results.get("cost", [])),
         "## Targets",

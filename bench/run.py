@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench import cpu, report, servers
+from bench import cpu, logs, report, servers
 from bench.sizes import FULL, QUICK, Sizes
 from tests.servers import ROOT
 
@@ -457,13 +457,18 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"bench: {part} ...", flush=True)
         results[part] = getattr(bench, part)()
     results["seconds"] = time.time() - started
+    results["faults"] = [str(fault) for fault in logs.faults(tmp_dir)]
     results["environment"] = report.environment(database_url, args.redis_url, bench.sizes)
     report.write(results, out=Path(args.out), charts=Path(args.charts), argv=sys.argv[1:])
     # The raw figures too, every run and burst, for whoever wants to chart them differently.
     (Path(args.charts) / "results.json").write_text(json.dumps(results, indent=1))
     print(f"bench: wrote {args.out} in {results['seconds']:.0f} s (logs in {tmp_dir})")
+    for fault in results["faults"]:
+        print(f"bench: fault in {tmp_dir}/{fault}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    # Figures from servers that logged faults are not to be trusted: the run fails, its report
+    # (which lists them) written all the same.
+    sys.exit(1 if main()["faults"] else 0)

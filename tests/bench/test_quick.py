@@ -48,6 +48,15 @@ def test_the_report_has_every_section_and_its_charts(quick):
         assert (tmp / "charts" / chart).read_bytes().startswith(b"\x89PNG")
 
 
+def test_no_server_logged_a_fault(quick):
+    tmp, results = quick
+    assert results["faults"] == []
+    assert (
+        "- Logs: no warning, error or traceback in any server's log"
+        in (tmp / "BENCHMARKS.md").read_text()
+    )
+
+
 def test_both_checkout_modes_complete_checkouts_without_errors(quick):
     _, results = quick
     assert {row["mode"] for row in results["checkout"]} == {"sync", "callback"}

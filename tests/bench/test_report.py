@@ -2,6 +2,7 @@
 
 import pytest
 
+from bench import report
 from bench.report import targets
 
 
@@ -39,3 +40,13 @@ def test_the_throughput_ratio_says_how_far_the_ceilings_let_it_go(
         assert met.startswith("**no**: ") and verdict in met
     else:
         assert met is verdict
+
+
+def test_the_header_lists_the_logs_faults_first_ones():
+    faults = [f"uvicorn-redis.log:{n}: 2026-11-28 ERROR x `y`" for n in range(1, 31)]
+    lines = report._faults(faults, shown=2)
+    assert lines[0].startswith("- **Logs: 30 warnings, errors or tracebacks**")
+    assert lines[1:] == [
+        "  - `uvicorn-redis.log:1: 2026-11-28 ERROR x 'y'`",
+        "  - `uvicorn-redis.log:2: 2026-11-28 ERROR x 'y'`",
+    ]
