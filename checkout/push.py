@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from checkout.panels import PanelState
+from shop.loop import hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def push_order_changed(state: PanelState) -> None:
 unwaited: set[asyncio.Task] = set()
 
 
-async def _push_unwaited(state: PanelState) -> None:
+def _push_unwaited(state: PanelState) -> None:
     # In a context of its own: it outlives the request, whose context (asgiref's thread-sensitive
     # one included) ends with it.
     loop = asyncio.get_running_loop()
@@ -59,5 +60,7 @@ async def _push_unwaited(state: PanelState) -> None:
 def push_soon(state: PanelState) -> None:
     """`push_order_changed` from a request's thread, without waiting for it: the thread hands it
     to the event loop and goes on, so its answer waits neither for Redis's round trip nor, if
-    Redis hangs, for PUSH_TIMEOUT. For an answer that shows the new state itself (Pay's)."""
-    async_to_sync(_push_unwaited)(state)
+    Redis hangs, for PUSH_TIMEOUT. Where no loop serves the request (Django's test client), it is
+    pushed before the thread goes on."""
+    if not hand_over(_push_unwaited, state):
+        async_to_sync(push_order_changed)(state)

@@ -31,9 +31,9 @@ give_back = sync_to_async(_give_back)
 
 
 def db_step(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """`sync_to_async(func)` for a request's last database work before it waits on something
-    else (a notification's push): the connection goes back to the pool when `func` is done, not
-    when the request ends, at no extra cost (nothing takes one again)."""
+    """`sync_to_async(func)` for database work the event loop waits for before it waits on
+    something else (the reconciler's push): the connection goes back to the pool when `func` is
+    done, not when a request ends (the reconciler serves none), at no extra cost."""
 
     @wraps(func)
     def step(*args: P.args, **kwargs: P.kwargs) -> R:

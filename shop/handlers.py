@@ -1,15 +1,18 @@
-"""Django's ASGI handler, with a shopper's request run through the middleware in one thread hop,
+"""Django's ASGI handler, with a request run in one thread hop, signals and middleware included,
 and request threads kept from one request to the next.
 
 Django builds its ASGI middleware chain for async views. Its own middleware (security, session,
 locale, common, CSRF, auth, messages, clickjacking) are `MiddlewareMixin`s that say they can run
 async, and so each of their hooks moves the request to the request's worker thread and back:
 fifteen hops for the shop's MIDDLEWARE (Django ticket #37177; bench/profile_notes.md, "One hop for
-a shopper's request"). Here a shopper's request makes one hop into that thread, where it goes
-through the chain Django builds for WSGI (the same middleware, in the same order, called directly)
-and its view, as under a WSGI server. Requests for machine endpoints (`shop.middleware`: the
-payment system's notifications, the sandbox's API) keep Django's async chain: they skip the
-shoppers' middleware anyway, and their awaits hold no thread.
+a shopper's request"), and one more for each of the request signals. Here a request makes one hop
+into that thread, where it is started (`request_started`), goes through the chain Django builds
+for WSGI (the same middleware, in the same order, called directly) and its view, and is finished
+(`request_finished`, by closing its response) as under a WSGI server, but before its body is sent
+(from memory; a streaming response is closed after it, as Django has it). Sync views for machine
+endpoints (`shop.middleware`: the payment system's notifications) go the same way, skipping the
+shoppers' middleware; async ones (the sandbox's API) keep Django's async chain, where their awaits
+hold no thread.
 
 Awaiting from that thread goes through `async_to_sync`, as under a WSGI server: a shopper's async
 view (healthz, which is not marked) is called so, and Pay, a sync view, calls the payment system
@@ -24,8 +27,8 @@ either `payment_record` committed the payment to the order, or it did not run an
 sends the same idempotency key, so the payment system answers with the payment it made
 (tests/shop/test_handlers.py).
 
-The thread is the one Django gives the request for its synchronous parts (the request_started and
-request_finished signals, the ORM), so connections and transactions are where they were. A request
+The thread is the one Django gives the request for its synchronous parts (the request signals,
+the ORM), so connections and transactions are where they were. A request
 routed otherwise than guessed here (a middleware that sets `request.urlconf`) is still served:
 `MachineEndpointMiddleware` runs in either chain.
 
@@ -36,16 +39,17 @@ Here a request takes an idle thread from `RequestThreads`, kept from an earlier 
 it back when it ends, as a WSGI server's worker threads are kept. The request still has the thread
 to itself from its start to its end, so its connection and transaction are its own as before; the
 connection is closed (or returned to the pool) at the end of each request by Django's
-`request_finished`, as under WSGI. A request whose client left is cancelled, but Django sends that
-signal through the request's thread, after whatever still runs there, and only then ends the
-request: a thread given back is idle, and no request waits behind another's view.
+`request_finished`, as under WSGI. A request whose client left is cancelled, but that signal is
+still sent through the request's thread (unless the view's response was closed there already),
+after whatever still runs there, and only then is the request ended: a thread given back is idle,
+and no request waits behind another's view.
 """
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -54,6 +58,7 @@ from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
 
+from shop import loop
 from shop.middleware import is_machine_endpoint, request_match
 
 
@@ -101,6 +106,7 @@ class OneHopASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        loop.serving.set(asyncio.get_running_loop())
         executor = self.threads.take()
         try:
             async with ThreadSensitiveContext(executor=executor):
@@ -109,15 +115,21 @@ class OneHopASGIHandler(ASGIHandler):
             self.threads.give_back(executor)
 
     async def handle(self, scope, receive, send) -> None:
-        """Django's `ASGIHandler.handle` (6.1), without the reference cycle it made per request.
+        """Django's `ASGIHandler.handle` (6.1), in fewer hops and without the reference cycle it
+        made per request.
+
+        Django sends `request_started`, runs the request and closes the response (which sends
+        `request_finished`) in three trips to the request's thread. A shopper's request makes one
+        (`_served`): the signal, the middleware and view, and, unless the response streams, its
+        close, as a WSGI handler does them; its body is then sent from memory.
 
         Django ends the task that listens for the client's disconnect by raising an exception of
         a class it makes per request into an `asyncio.TaskGroup`, whose traceback then holds the
         request, its response and body file in a cycle only the cycle collector frees: 70 to 100
         objects per request (Django ticket #36700; bench/profile_notes.md, ninth pass). Here the
-        listener is cancelled instead. The rest is Django's: the request signals, the 400 for a
-        request Django cannot build, the response closed after it is sent, and a request whose
-        client left cancelled and ended with `request_finished`.
+        listener is cancelled instead. The rest is Django's: the 400 for a request Django cannot
+        build, a streamed response closed after it is sent, and a request whose client left
+        cancelled and ended with `request_finished`.
         """
         try:
             body_file = await self.read_body(receive)
@@ -125,17 +137,18 @@ class OneHopASGIHandler(ASGIHandler):
             return
         with closing(body_file):
             set_script_prefix(get_script_prefix(scope))
-            await signals.request_started.asend(sender=self.__class__, scope=scope)
             request, error_response = self.create_request(scope, body_file)
             if request is None:
+                await signals.request_started.asend(sender=self.__class__, scope=scope)
                 body_file.close()
                 await self.send_response(error_response, send)
                 await sync_to_async(error_response.close)()
                 return
             response = await self._response_sent(request, receive, send)
             if response is None:
-                await signals.request_finished.asend(sender=self.__class__)
-            else:
+                # After whatever still runs in the request's thread, which may have closed it.
+                await sync_to_async(self._finished, thread_sensitive=True)(request)
+            elif not response.closed:
                 await sync_to_async(response.close)()
 
     async def _response_sent(self, request, receive, send) -> HttpResponseBase | None:
@@ -160,7 +173,25 @@ class OneHopASGIHandler(ASGIHandler):
         return response
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        if is_machine_endpoint(request_match(request)):
+        match = request_match(request)
+        if is_machine_endpoint(match) and iscoroutinefunction(match.func):
+            await signals.request_started.asend(sender=self.__class__, scope=request.scope)
             return await super().get_response_async(request)
-        get_response = sync_to_async(self.sync_handler.get_response, thread_sensitive=True)
-        return await get_response(request)
+        return await sync_to_async(self._served, thread_sensitive=True)(request)
+
+    def _served(self, request: HttpRequest) -> HttpResponseBase:
+        """A shopper's request from start to finish in its thread, as under a WSGI server: but for
+        a streaming response, finished before its body is sent, so that the request's connection
+        goes back to the pool sooner and no thread hop is made to close it."""
+        signals.request_started.send(sender=self.__class__, scope=request.scope)
+        response = self.sync_handler.get_response(request)
+        if not response.streaming:
+            response._handler_class = self.__class__  # request_finished's sender
+            response.close()
+            request.finished = True
+        return response
+
+    def _finished(self, request: HttpRequest) -> None:
+        """`request_finished` for a request whose client left, unless `_served` sent it."""
+        if not getattr(request, "finished", False):
+            signals.request_finished.send(sender=self.__class__)

@@ -10,7 +10,7 @@ called straight from here instead, with its own decorators (method, CSRF exempti
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, ResolverMatch, resolve
 
@@ -21,9 +21,7 @@ View = TypeVar("View", bound=Callable)
 
 
 def machine_endpoint(view: View) -> View:
-    """Mark an async view that only other machines call (see the module's docstring)."""
-    if not iscoroutinefunction(view):
-        raise TypeError(f"{view.__name__}: a machine endpoint must be an async view")
+    """Mark a view that only other machines call (see the module's docstring)."""
     view.machine_endpoint = True  # type: ignore[attr-defined]
     return view
 
@@ -57,9 +55,11 @@ def is_machine_endpoint(match: ResolverMatch | None) -> bool:
 class MachineEndpointMiddleware:
     """First in MIDDLEWARE: sends requests for machine endpoints to their view directly.
 
-    It also runs in the synchronous chain (shop/handlers.py, and Django's test client), where a
-    machine endpoint's async view is called through async_to_sync, so that in every chain such a
-    request meets none of the shoppers' middleware.
+    It runs in either of Django's chains: the synchronous one (shop/handlers.py's, for every
+    request but those for a machine endpoint's async view; Django's test client) and the async
+    one (the rest; Django's async test client). A view of the other kind is adapted
+    (`async_to_sync`, `sync_to_async`), so that in every chain such a request meets none of the
+    shoppers' middleware.
     """
 
     sync_capable = True
@@ -76,5 +76,7 @@ class MachineEndpointMiddleware:
         if not is_machine_endpoint(match):
             return self.get_response(request)
         request.resolver_match = match
-        view = match.func if self.async_mode else async_to_sync(match.func)
+        view = match.func
+        if self.async_mode != iscoroutinefunction(view):
+            view = sync_to_async(view) if self.async_mode else async_to_sync(view)
         return view(request, *match.args, **match.kwargs)

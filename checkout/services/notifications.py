@@ -11,7 +11,7 @@ from checkout.gateways import get_gateway
 from checkout.gateways.base import NoticeRejected
 from checkout.metrics import NOTIFICATIONS
 from checkout.models import Notification
-from checkout.services.results import result_receive
+from checkout.services.results import result_settle
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Receipt:
     outcome: str = ""
 
 
-async def notification_receive(
+def notification_receive(
     *, gateway_name: str, headers: Mapping[str, str], body: bytes, remote_addr: str
 ) -> Receipt:
     """Handle one request to the notification endpoint.
@@ -51,19 +51,19 @@ async def notification_receive(
     except NoticeRejected as rejected:
         record.verdict, record.detail = rejected.verdict, rejected.detail
         record.processed_at = timezone.now()
-        await record.asave()
+        record.save()
         receipt = Receipt(400, rejected.verdict)
     else:
         record.event_id, record.biz = notice.event_id, notice.payment.biz
         record.payment_id = notice.payment.payment_id
         try:
-            applied = await result_receive(
+            applied = result_settle(
                 biz=notice.payment.biz, payment=notice.payment, notification=record
             )
         except Exception as error:
             # Not applied: answer 500 so the payment system delivers it again.
             logger.exception("notification event=%s could not be applied", record.event_id)
-            await _record_failure(record, error)
+            _record_failure(record, error)
             receipt = Receipt(500, Notification.Verdict.RECEIVED, "error")
         else:
             # An unknown order is answered 200 too: a retry cannot make it known; it is on record.
@@ -81,13 +81,13 @@ async def notification_receive(
     return receipt
 
 
-async def _record_failure(record: Notification, error: Exception) -> None:
+def _record_failure(record: Notification, error: Exception) -> None:
     """Store a notification whose result could not be applied (its transaction rolled back)."""
     record.pk = None  # whatever the rolled-back transaction assigned was never committed
     record.verdict = Notification.Verdict.RECEIVED
     record.outcome, record.detail = "error", f"{type(error).__name__}: {error}"
     record.processed_at = None
     try:
-        await record.asave(force_insert=True)
+        record.save(force_insert=True)
     except Exception:
         logger.exception("notification event=%s: the failure could not be stored", record.event_id)

@@ -37,7 +37,7 @@ def payment_start(*, order: Order) -> Order:
 
     Called in the request's thread. The payment system is called on the event loop
     (`async_to_sync`), the thread waiting for it, and the push is handed to the loop without
-    waiting (`push_soon`): two trips, where an async Pay view made a thread hop for each database
+    waiting (`push_soon`): one trip, where an async Pay view made a thread hop for each database
     step and for the render, and under load each trip waits its turn for the loop and the GIL
     (bench/profile_notes.md, twelfth pass). No transaction is open while the payment system is
     called, and a slow answer holds no database connection (`_answer`). A double click or a retry

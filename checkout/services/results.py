@@ -13,7 +13,7 @@ from checkout import locks, states
 from checkout.gateways.base import GatewayPayment
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
 from checkout.panels import PanelState, panel_state
-from checkout.push import push_order_changed
+from checkout.push import push_order_changed, push_soon
 from shop import sql
 from shop.db import db_step
 
@@ -54,11 +54,22 @@ def result_apply(
     return applied
 
 
-async def result_receive(
+def result_settle(
     *, biz: str, payment: GatewayPayment | None, notification: Notification | None = None
 ) -> Applied:
-    """Apply a result, then, once it is committed, tell the shopper's page."""
-    applied = await db_step(result_apply)(biz=biz, payment=payment, notification=notification)
+    """Apply a result, then, once it is committed, hand the push to the shopper's page to the
+    event loop (`push_soon`): for a request's thread (a notification's)."""
+    applied = result_apply(biz=biz, payment=payment, notification=notification)
+    if applied.state is not None:
+        push_soon(applied.state)
+    return applied
+
+
+async def result_receive(*, biz: str, payment: GatewayPayment | None) -> Applied:
+    """Apply a result, then, once it is committed, tell the shopper's page: for the event loop
+    (the reconciler's), which waits for the push, a standalone reconciler's loop possibly ending
+    right after."""
+    applied = await db_step(result_apply)(biz=biz, payment=payment)
     if applied.state is not None:
         await push_order_changed(applied.state)
     return applied

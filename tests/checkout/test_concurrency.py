@@ -21,11 +21,15 @@ def pushes(monkeypatch) -> list[str]:
     announced: list[str] = []
     lock = threading.Lock()
 
-    async def record(state: PanelState) -> None:
+    def record(state: PanelState) -> None:
         with lock:
             announced.append(state["biz"])
 
-    monkeypatch.setattr(results, "push_order_changed", record)
+    async def record_async(state: PanelState) -> None:
+        record(state)
+
+    monkeypatch.setattr(results, "push_soon", record)  # a request's
+    monkeypatch.setattr(results, "push_order_changed", record_async)  # the reconciler's
     return announced
 
 

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.urls import reverse
 
@@ -269,8 +270,14 @@ def test_notifications_skip_the_shoppers_middleware(client):
     assert page.headers["X-Frame-Options"] == "DENY" and "csrftoken" in page.cookies
 
 
-def test_only_async_views_can_be_machine_endpoints():
-    from shop.middleware import machine_endpoint
-
-    with pytest.raises(TypeError):
-        machine_endpoint(lambda request: None)
+@pytest.mark.django_db(transaction=True)
+async def test_notifications_skip_the_shoppers_middleware_on_djangos_async_chain(async_client):
+    """Django's async client builds the async chain, where the (sync) view is adapted."""
+    order = await sync_to_async(f.order)(status=OrderStatus.PENDING)
+    body = f.notice_body(order)
+    response = await async_client.post(
+        URL, body, content_type="application/json", headers=f.signed_headers(body)
+    )
+    assert response.status_code == 200 and response.json()["outcome"] == "paid"
+    assert "X-Frame-Options" not in response.headers and not response.cookies
+    assert (await Order.objects.aget(pk=order.pk)).status == OrderStatus.PAID
