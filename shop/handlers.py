@@ -28,8 +28,8 @@ sends the same idempotency key, so the payment system answers with the payment i
 (tests/shop/test_handlers.py).
 
 The thread is the one Django gives the request for its synchronous parts (the request signals,
-the ORM), so connections and transactions are where they were. A request
-routed otherwise than guessed here (a middleware that sets `request.urlconf`) is still served:
+the ORM), so connections and transactions are where they were. A request routed otherwise than
+guessed here (a middleware that sets `request.urlconf`) is still served:
 `MachineEndpointMiddleware` runs in either chain.
 
 Django gives each request a thread of its own, started for it and joined in one more new thread
@@ -58,7 +58,7 @@ from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
 
-from shop import loop
+from shop.loop import serving
 from shop.middleware import is_machine_endpoint, request_match
 
 
@@ -106,7 +106,7 @@ class OneHopASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        loop.serving.set(asyncio.get_running_loop())
+        serving.set(asyncio.get_running_loop())  # for the thread's pushes (`shop.loop`)
         executor = self.threads.take()
         try:
             async with ThreadSensitiveContext(executor=executor):
@@ -119,9 +119,10 @@ class OneHopASGIHandler(ASGIHandler):
         made per request.
 
         Django sends `request_started`, runs the request and closes the response (which sends
-        `request_finished`) in three trips to the request's thread. A shopper's request makes one
-        (`_served`): the signal, the middleware and view, and, unless the response streams, its
-        close, as a WSGI handler does them; its body is then sent from memory.
+        `request_finished`) in three trips to the request's thread. A request makes one (`_served`):
+        the signal, the middleware and view, and, unless the response streams, its close, as a
+        WSGI handler does them; its body is then sent from memory. (An async machine endpoint's
+        goes Django's way: `get_response_async`.)
 
         Django ends the task that listens for the client's disconnect by raising an exception of
         a class it makes per request into an `asyncio.TaskGroup`, whose traceback then holds the
@@ -180,9 +181,9 @@ class OneHopASGIHandler(ASGIHandler):
         return await sync_to_async(self._served, thread_sensitive=True)(request)
 
     def _served(self, request: HttpRequest) -> HttpResponseBase:
-        """A shopper's request from start to finish in its thread, as under a WSGI server: but for
-        a streaming response, finished before its body is sent, so that the request's connection
-        goes back to the pool sooner and no thread hop is made to close it."""
+        """A request from start to finish in its thread, as under a WSGI server, but finished
+        (unless its response streams) before its body is sent: its connection goes back to the
+        pool sooner, and no thread hop is made to close it."""
         signals.request_started.send(sender=self.__class__, scope=request.scope)
         response = self.sync_handler.get_response(request)
         if not response.streaming:
