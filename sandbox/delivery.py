@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 import aiohttp
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.db.models import Min
 from django.utils import timezone
 
 from sandbox import wakeups
 from sandbox.attempts import Claim, claim_due, record, send
 from sandbox.models import DeliveryState, Notification, Payment, PaymentStatus
 from sandbox.payments import payments_expire_overdue
+from shop import sql
 
 logger = logging.getLogger("sandbox.delivery")
 
@@ -57,9 +57,7 @@ class Expiries:
         if self.next_at is not None and now < self.next_at:
             return
         payments_expire_overdue()
-        soonest = Payment.objects.filter(status=PaymentStatus.PENDING).aggregate(
-            t=Min("expire_at")
-        )["t"]
+        soonest = sql.minimum(Payment, "expire_at", status=PaymentStatus.PENDING)
         self.next_at = now + timedelta(seconds=IDLE_SECONDS)
         if soonest is not None:
             self.next_at = min(self.next_at, soonest)
@@ -76,9 +74,7 @@ def _round(room: int, expiries: Expiries) -> tuple[list[Claim], float]:
     if len(claims) == room:
         return claims, 0.0  # there may be more due right now
     next_times = [
-        Notification.objects.filter(state=DeliveryState.PENDING).aggregate(
-            t=Min("next_attempt_at")
-        )["t"],
+        sql.minimum(Notification, "next_attempt_at", state=DeliveryState.PENDING),
         expiries.next_at,
     ]
     seconds = [(t - now).total_seconds() for t in next_times if t is not None]

@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,6 +13,7 @@ from django.core.validators import URLValidator
 OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_\-|*]{1,64}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_AMOUNT = 10**12
+HTTP_URL = URLValidator(schemes=["http", "https"])
 PAYMENT_FIELDS = ("out_trade_no", "amount", "currency", "description", "notify_url", "expire_at")
 
 
@@ -62,6 +64,17 @@ def text(
     return value
 
 
+@lru_cache(maxsize=1024)
+def _is_http_url(url: str) -> bool:
+    """Django's URL validation, remembered: a merchant sends the same notify_url with every
+    payment, and the validator's patterns were about a quarter of a payment's creation."""
+    try:
+        HTTP_URL(url)
+    except ValidationError:
+        return False
+    return True
+
+
 def new_payment(data: dict[str, Any]) -> NewPayment:
     unknown = sorted(set(data) - set(PAYMENT_FIELDS))
     if unknown:
@@ -70,10 +83,8 @@ def new_payment(data: dict[str, Any]) -> NewPayment:
     if missing:
         raise InvalidRequest(f"missing fields: {', '.join(missing)}")
     notify_url = text(data, "notify_url", max_length=1000)
-    try:
-        URLValidator(schemes=["http", "https"])(notify_url)
-    except ValidationError:
-        raise InvalidRequest("notify_url must be an absolute http(s) URL") from None
+    if not _is_http_url(notify_url):
+        raise InvalidRequest("notify_url must be an absolute http(s) URL")
     return NewPayment(
         out_trade_no=text(data, "out_trade_no", pattern=OUT_TRADE_NO),
         amount=integer(data, "amount", minimum=1, maximum=MAX_AMOUNT),

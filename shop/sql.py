@@ -52,11 +52,31 @@ def _converters(model: type[Model]) -> list[tuple[int, Col, list]]:
     """The database's converters for each column that has any (on PostgreSQL, none here)."""
     found = []
     for index, field in enumerate(model._meta.concrete_fields):
-        col = field.get_col(model._meta.db_table)
-        converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        col, converters = _field_converters(model, field.name)
         if converters:
             found.append((index, col, converters))
     return found
+
+
+@cache
+def _field_converters(model: type[Model], field: str) -> tuple[Col, list]:
+    col = model._meta.get_field(field).get_col(model._meta.db_table)
+    return col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+
+
+def minimum(model: type[Model], field: str, **equal) -> object:
+    """`objects.filter(**equal).aggregate(Min(field))`'s value, None when no row matches; the
+    conditions are equalities on fields."""
+    names = tuple(sorted(equal))
+    meta = model._meta
+    values = [meta.get_field(name).get_db_prep_value(equal[name], connection) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(_minimum_sql(model, field, names), values)
+        (value,) = cursor.fetchone()
+    col, converters = _field_converters(model, field)
+    for converter in converters:
+        value = converter(value, col, connection)
+    return value
 
 
 def get(model: type[Model], pk, *, lock: bool = False) -> Model:
@@ -104,6 +124,12 @@ def _get_sql(model: type[Model], lock: bool) -> str:
     if lock and connection.features.has_select_for_update:
         statement += " " + connection.ops.for_update_sql()
     return statement
+
+
+@cache
+def _minimum_sql(model: type[Model], field: str, names: tuple[str, ...]) -> str:
+    where = " AND ".join(f"{column(model, name)} = %s" for name in names) or "TRUE"
+    return f"SELECT MIN({column(model, field)}) FROM {table(model)} WHERE {where}"
 
 
 @cache

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db.models import Min
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -125,3 +126,21 @@ def test_a_locked_get_holds_the_row_until_the_transaction_ends():
             assert sql.get(Order, order.pk, lock=True).biz == order.biz
             assert other.submit(try_lock).result() == "locked"
         assert other.submit(try_lock).result() == "got it"
+
+
+def test_a_minimum_is_the_orms_aggregate_converted_as_it_converts():
+    earliest = PROCESSED_AT - timedelta(minutes=5)
+    for verdict, at in [
+        (Notification.Verdict.ACCEPTED, PROCESSED_AT),
+        (Notification.Verdict.ACCEPTED, earliest),
+        (Notification.Verdict.BAD_SIGNATURE, earliest - timedelta(minutes=1)),
+    ]:
+        record = notification()
+        record.verdict, record.processed_at = verdict, at
+        sql.insert(record)
+    accepted = Notification.objects.filter(verdict=Notification.Verdict.ACCEPTED)
+    expected = accepted.aggregate(t=Min("processed_at"))["t"]
+    found = sql.minimum(Notification, "processed_at", verdict=Notification.Verdict.ACCEPTED)
+    assert found == expected == earliest and found.tzinfo is not None
+    assert sql.minimum(Notification, "processed_at", verdict="unknown_order") is None
+    assert sql.minimum(Notification, "processed_at") == earliest - timedelta(minutes=1)
