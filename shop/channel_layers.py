@@ -1,5 +1,6 @@
 """The channel layers: the embedded one (Channels' in-memory layer, minus its cost per message and
-per socket) and channels_redis' pub/sub layer, minus its cost per socket.
+per socket) and channels_redis' pub/sub layer, minus its cost per socket and with its publishes
+apart from its subscriptions (`_Shard`).
 
 `InMemoryChannelLayer` sweeps every channel and group for expired entries on each `receive` and
 `group_send`, so a message costs time proportional to all open sockets (measured here: p99 7.6 ms
@@ -86,7 +87,36 @@ class LocalChannelLayer(InMemoryChannelLayer):
                 del self.groups[group]
 
 
+class _Shard(pubsub.RedisSingleShardConnection):
+    """channels_redis 4.3.0's connection to one Redis, whose publishes do not queue behind its
+    subscriptions.
+
+    There every publish, subscribe and unsubscribe of a process takes one lock in turn, each for a
+    round trip to Redis, and under load each hand-off of that lock waits for the busy event loop:
+    when a thousand shoppers arrive, their sockets' subscriptions held pushes for over 2 s
+    (bench/profile_notes.md, thirteenth pass). A subscription needs the lock (one pub/sub
+    connection, the set of channels subscribed to); a publish takes any of the Redis client's
+    pooled connections, so here it waits only for other publishes, PUBLISHES_AT_ONCE at a time (a
+    bound on the connections a burst opens)."""
+
+    def __init__(self, host, channel_layer) -> None:
+        super().__init__(host, channel_layer)
+        self._publishing = asyncio.Semaphore(PUBLISHES_AT_ONCE)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        async with self._publishing:
+            self._ensure_redis()
+            await self._redis.publish(channel, message)
+
+
+PUBLISHES_AT_ONCE = 16
+
+
 class _PubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shards = [_Shard(shard.host, self) for shard in self._shards]
+
     async def _subscribe_to_channel(self, channel: str) -> None:
         # channels_redis 4.3.0's, with a Mailbox for its Queue: its shards' readers only call
         # put_nowait on it, and receive() only get().

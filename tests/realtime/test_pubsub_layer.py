@@ -110,3 +110,15 @@ async def test_consumers_leaving_while_the_others_are_pushed_to_lose_nothing(lay
     await asyncio.gather(*consumers.values(), return_exceptions=True)
     assert {c: got[c] for c in staying} == {c: sent[members[c]] for c in staying}
     assert set(layer._get_layer().channels) == set()  # every channel forgotten at the end
+
+
+async def test_a_push_does_not_wait_behind_the_subscriptions(layer):
+    """channels_redis makes every publish wait for the lock its subscriptions take, one round trip
+    to Redis at a time; under load a burst of new sockets held pushes for seconds."""
+    member = await layer.new_channel()
+    await layer.group_add("order_1", member)
+    await settle()
+    [shard] = layer._get_layer()._shards
+    async with shard._lock:  # a subscription under way, its round trip not answered yet
+        await asyncio.wait_for(layer.group_send("order_1", {"type": "order.changed"}), 2)
+    assert (await asyncio.wait_for(layer.receive(member), 5))["type"] == "order.changed"
