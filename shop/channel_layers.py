@@ -87,6 +87,10 @@ class LocalChannelLayer(InMemoryChannelLayer):
                 del self.groups[group]
 
 
+# Publishes in flight at once per Redis host and process, each on a pooled connection of its own.
+PUBLISHES_AT_ONCE = 16
+
+
 class _Shard(pubsub.RedisSingleShardConnection):
     """channels_redis 4.3.0's connection to one Redis, whose publishes do not queue behind its
     subscriptions.
@@ -107,9 +111,6 @@ class _Shard(pubsub.RedisSingleShardConnection):
         async with self._publishing:
             self._ensure_redis()
             await self._redis.publish(channel, message)
-
-
-PUBLISHES_AT_ONCE = 16
 
 
 class _PubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
