@@ -29,6 +29,7 @@ from django.urls.resolvers import URLResolver
 from django.utils.deprecation import MiddlewareMixin
 from django.views.decorators.csrf import csrf_exempt
 
+from checkout import push
 from checkout.models import Order, OrderStatus, Payment
 from sandbox.models import Payment as SandboxPayment
 from shop.asgi import django_asgi_app
@@ -411,9 +412,9 @@ def pay(cookies: dict[str, str], order: Order, app=None):
 
 
 async def test_pay_takes_one_hop(monkeypatch, settings):
-    """Pay runs in one hop, its middleware and its view in the request's thread, whose two trips
-    to the event loop (the payment system, the push) are no hops; Django's async chain made
-    fifteen hops more, and an async Pay view three more."""
+    """Pay runs in one hop, the request signals, its middleware and its view in the request's
+    thread, whose trip to the event loop for the payment system is no hop (and its push is only
+    handed over); Django's async chain made seventeen hops more, and an async Pay view three more."""
     cookies, order = await buy()
     hops = hops_counted(monkeypatch)
     with fake_http.answering(201, pending_answer(order, "2")) as url:
@@ -635,11 +636,9 @@ async def test_a_browser_gone_while_the_payment_system_answers_and_pay_again(hel
     assert (await Payment.objects.aget()).payment_id == (await SandboxPayment.objects.aget()).id
 
 
-async def test_pay_answers_without_waiting_for_its_push(monkeypatch, held):
-    """The pending panel's push (to the order's other tabs) hangs, as with a Redis that does not
-    answer: Pay still answers at once, the payment recorded, and the push goes on by itself."""
-    from checkout import push
-
+@pytest.fixture
+def hanging_push(monkeypatch) -> asyncio.Event:
+    """Every push hangs, as with a Redis that does not answer; the event is set once one began."""
     pushing = asyncio.Event()
 
     async def push_hangs(state) -> None:
@@ -647,39 +646,37 @@ async def test_pay_answers_without_waiting_for_its_push(monkeypatch, held):
         await asyncio.Event().wait()
 
     monkeypatch.setattr(push, "push_order_changed", push_hangs)
+    return pushing
+
+
+async def the_push_went_on_by_itself(pushing: asyncio.Event) -> None:
+    """One push began, left to the event loop and still hanging there; cancelled, none is left."""
+    await asyncio.wait_for(pushing.wait(), 10)
+    [hanging] = push.unwaited
+    hanging.cancel()
+    await asyncio.gather(hanging, return_exceptions=True)
+    assert not push.unwaited
+
+
+async def test_pay_answers_without_waiting_for_its_push(hanging_push, held):
+    """The pending panel's push (to the order's other tabs) hangs: Pay still answers at once, the
+    payment recorded, and the push goes on by itself."""
     held.release.set()
     cookies, order = await buy()
     status, _, panel = await asyncio.wait_for(pay(cookies, order), 10)
     assert status == 200 and 'data-status="pending"' in panel
     assert (await Payment.objects.aget()).payment_id == (await SandboxPayment.objects.aget()).id
-    await asyncio.wait_for(pushing.wait(), 10)
-    [hanging] = push.unwaited
-    hanging.cancel()
-    await asyncio.gather(hanging, return_exceptions=True)
-    assert not push.unwaited
+    await the_push_went_on_by_itself(hanging_push)
 
 
-async def test_a_notification_answers_without_waiting_for_its_push(monkeypatch):
-    """The paid panel's push hangs, as with a Redis that does not answer: the payment system
-    still gets its answer at once, the result applied, and the push goes on by itself."""
-    from checkout import push
-
-    pushing = asyncio.Event()
-
-    async def push_hangs(state) -> None:
-        pushing.set()
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr(push, "push_order_changed", push_hangs)
+async def test_a_notification_answers_without_waiting_for_its_push(hanging_push):
+    """The paid panel's push hangs: the payment system still gets its answer at once, the result
+    applied, and the push goes on by itself."""
     order = await sync_to_async(f.order)(status=OrderStatus.PENDING)
     status, answer = await asyncio.wait_for(notify(order), 10)
     assert (status, answer["outcome"]) == (200, "paid")
     assert (await Order.objects.aget(pk=order.pk)).status == OrderStatus.PAID
-    await asyncio.wait_for(pushing.wait(), 10)
-    [hanging] = push.unwaited
-    hanging.cancel()
-    await asyncio.gather(hanging, return_exceptions=True)
-    assert not push.unwaited
+    await the_push_went_on_by_itself(hanging_push)
 
 
 async def test_a_request_leaves_nothing_for_the_cycle_collector(test_urls):
