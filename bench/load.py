@@ -361,23 +361,33 @@ class PaymentsFound:
 
 
 class Windows:
-    """What happened in each measurement window: checkouts completed, Pays answered, errors."""
+    """What happened in each measurement window: checkouts completed, pages and Pays answered
+    (and still waiting at its end), errors."""
+
+    REQUESTS = ("page", "pay")
 
     def __init__(self, start: float, width: float, count: int) -> None:
         self.start, self.width, self.count = start, width, count
         self.completed = [0] * count
         self.errors: list[list[str]] = [[] for _ in range(count)]
-        self.pays: list[list[float]] = [[] for _ in range(count)]
-        self.unanswered: list[list[float]] = [[] for _ in range(count)]
+        # Per request kind: each window's answer times, and the waits still open at its end.
+        self.answers = {kind: [[] for _ in range(count)] for kind in self.REQUESTS}
+        self.unanswered = {kind: [[] for _ in range(count)] for kind in self.REQUESTS}
+        # Per request kind: when each shopper's request in flight was sent.
+        self.in_flight: dict[str, dict[int, float]] = {kind: {} for kind in self.REQUESTS}
 
     def index(self, when: float) -> int | None:
         i = int((when - self.start) // self.width)
         return i if when >= self.start and i < self.count else None
 
-    def pay(self, t0: float, t1: float) -> None:
+    def sent(self, kind: str, shopper: int) -> None:
+        self.in_flight[kind][shopper] = time.perf_counter()
+
+    def answered(self, kind: str, shopper: int) -> None:
+        t0, t1 = self.in_flight[kind].pop(shopper), time.perf_counter()
         i = self.index(t1)
         if i is not None:
-            self.pays[i].append(t1 - t0)
+            self.answers[kind][i].append(t1 - t0)
 
     def complete(self, when: float) -> None:
         i = self.index(when)
@@ -389,21 +399,25 @@ class Windows:
         if i is not None:
             self.errors[i].append(kind)
 
-    async def snapshot_in_flight(self, in_flight: dict[int, float]) -> None:
-        """At each window's end, a Pay still unanswered counts with the time it has waited."""
+    async def snapshot_in_flight(self) -> None:
+        """At each window's end, a request still unanswered counts with the time it has waited."""
         for i in range(self.count):
             end = self.start + (i + 1) * self.width
             await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            self.unanswered[i] = [end - t0 for t0 in in_flight.values()]
+            for kind, sent in self.in_flight.items():
+                self.unanswered[kind][i] = [end - t0 for t0 in sent.values()]
 
     def results(self) -> list[dict]:
         return [
             {
                 "completed": self.completed[i],
                 "per_second": self.completed[i] / self.width,
-                "pay": summary_ms(self.pays[i] + self.unanswered[i]),
-                "pay_answered": len(self.pays[i]),
-                "pay_unanswered": len(self.unanswered[i]),
+                **{
+                    kind: summary_ms(self.answers[kind][i] + self.unanswered[kind][i])
+                    for kind in self.REQUESTS
+                },
+                "pay_answered": len(self.answers["pay"][i]),
+                "pay_unanswered": len(self.unanswered["pay"][i]),
                 "errors": len(self.errors[i]),
                 "error_kinds": sorted(set(self.errors[i]))[:5],
             }
@@ -412,7 +426,8 @@ class Windows:
 
 
 async def checkout(p: dict) -> dict:
-    """Shoppers in a closed loop: open the page, Pay, decide after `think` s, see the result.
+    """Shoppers in a closed loop: load the order's page, Pay, decide after `think` s, see the
+    result (the old mode: in Pay's answer; ours: on the page's socket, opened before Pay).
 
     They arrive spread over `ramp` s; after `warmup` more seconds, `windows` consecutive windows of
     `window` s each are measured (checkouts completed and Pays answered in each, and the Pays still
@@ -425,7 +440,6 @@ async def checkout(p: dict) -> dict:
     )
     closed, given_up = await asyncio.to_thread(fixtures.sandbox_leftovers_drop)
     log(f"checkout: closed {closed} payments and gave up {given_up} notices left from before")
-    in_flight: dict[int, float] = {}
     payments = PaymentsFound()
     errors_total: list[str] = []
 
@@ -451,23 +465,31 @@ async def checkout(p: dict) -> dict:
             "X-CSRFToken": CSRF,
             "HX-Request": "true",
         }
+        page_headers = {"Cookie": cookies(shopper.session_key)}
 
         def error(kind: str) -> None:
             errors_total.append(kind)
             windows.error(time.perf_counter(), kind)
 
         for biz in shopper.orders:
+            # The order's page, as the shopper's browser loads it before the Pay button shows.
+            windows.sent("page", index)
+            async with http.get(f"{base}/orders/{biz}/", headers=page_headers) as page:
+                html = await page.text()
+            windows.answered("page", index)
+            if page.status != 200 or 'id="payment-status"' not in html:
+                error(f"page {page.status}")
+                continue
             if mode == "sync":
                 decide = asyncio.ensure_future(decide_when_found(http, biz))
-                t0 = in_flight[index] = time.perf_counter()
+                windows.sent("pay", index)
                 try:
                     async with http.post(f"{base}/bench/old-pay/{biz}/", headers=headers) as a:
                         html, status = await a.text(), a.status
                 except BaseException:
                     decide.cancel()  # the run ended (or the server failed) mid-Pay
                     raise
-                windows.pay(t0, time.perf_counter())
-                del in_flight[index]
+                windows.answered("pay", index)
                 if 'data-status="paid"' not in html:
                     decide.cancel()  # the payment may never have been made
                     error(f"old pay {status}")
@@ -480,11 +502,10 @@ async def checkout(p: dict) -> dict:
             else:
                 socket = Socket(shopper, biz)
                 await socket.open(http, base, base.replace("http://", "ws://"))
-                t0 = in_flight[index] = time.perf_counter()
+                windows.sent("pay", index)
                 async with http.post(f"{base}/orders/{biz}/pay/", headers=headers) as answer:
                     html = await answer.text()
-                windows.pay(t0, time.perf_counter())
-                del in_flight[index]
+                windows.answered("pay", index)
                 found = CASHIER.search(html)
                 if answer.status != 200 or not found:
                     error(f"pay {answer.status}")
@@ -524,7 +545,7 @@ async def checkout(p: dict) -> dict:
         # The runner samples the processes' CPU over the measured windows.
         await asyncio.sleep(max(0.0, windows.start - time.perf_counter()))
         await step("windows_start")
-        await windows.snapshot_in_flight(in_flight)
+        await windows.snapshot_in_flight()
         await step("windows_end")
         for task in [*tasks, watcher]:
             task.cancel()

@@ -124,6 +124,7 @@ def checkout_figures(rows: list[dict], think: float) -> list[dict]:
                 "ceiling": serving / think,
                 "p50": median([r["pay"]["p50"] for r in runs]),
                 "p99": median([r["pay"]["p99"] for r in runs]),
+                "page_p99": median([r["page"]["p99"] for r in runs]),
                 "answered": median([r.get("pay_answered", r["pay"]["n"]) for r in runs]),
                 "unanswered": median([r["pay_unanswered"] for r in runs]),
                 "errors": median([r["errors"] for r in runs]),
@@ -514,7 +515,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         parts += [
             "## 1. Synchronous vs callback checkout",
             "",
-            f"Each shopper, in a closed loop: opens the page, presses Pay, decides "
+            f"Each shopper, in a closed loop: loads the order's page (`GET /orders/<biz>/`, "
+            f"from the same server as Pay), presses Pay, decides "
             f"{s['think_seconds']} s after the payment system has the payment (approves at the "
             f"sandbox's cashier), and waits for the paid panel, then starts over with a new order. "
             f"**sync**: `bench/views.py:old_pay`, a sync view blocking on "
@@ -532,7 +534,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"run), and every figure is the median over those windows (the runs column). "
             f"Checkouts/s: paid panels seen (sync: paid answers) within the window. Pay p50/p99: "
             f"the Pays answered within the window, and those still unanswered at its end with the "
-            f"time they had waited, so a figure with unanswered Pays is a lower bound. Each sync "
+            f"time they had waited, so a figure with unanswered Pays is a lower bound; page p99 "
+            f"likewise for the page's GET. Each sync "
             f"cell gets fresh servers (its workers stay blocked on payments nobody decides once "
             f"the load stops); the callback cells share one set, which nothing blocks.",
             "",
@@ -542,9 +545,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"N / {s['think_seconds']}: with the old mode at its ceiling, the ratio cannot exceed "
             f"N / {workers}, the ceilings' ratio (it exceeds that only by as much as the old mode "
             f"falls short of its own): {few / workers:g}x at {few} shoppers, so a target above "
-            f"that is out of reach there by arithmetic. In a closed loop the old mode's Pay "
-            f"waits, in steady state, about N / (checkouts/s) - {s['think_seconds']} s (minutes "
-            f"at 1,000 shoppers); the windows end long before, hence its unanswered Pays. Where "
+            f"that is out of reach there by arithmetic. In a closed loop the old mode's shopper "
+            f"waits, in steady state, about N / (checkouts/s) - {s['think_seconds']} s a checkout "
+            f"(minutes at 1,000 shoppers), for a free worker for the page and again for Pay; the "
+            f"windows end long before, hence its unanswered Pays. Where "
             f"the callback mode falls short of its ceiling, the limit is the machine's CPU "
             f"({os.cpu_count()} cores, shared by the servers, PostgreSQL and the load generator: "
             f"the last table) and, at 1,000 shoppers, the one thread per process that does every "
@@ -558,6 +562,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                     "ceiling /s",
                     "Pay p50 ms",
                     "Pay p99 ms",
+                    "page p99 ms",
                     "Pays answered",
                     "unanswered at end",
                     "errors",
@@ -571,6 +576,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                         r["ceiling"],
                         r["p50"],
                         r["p99"],
+                        r["page_p99"],
                         r["answered"],
                         r["unanswered"],
                         r["errors"],

@@ -65,7 +65,9 @@ def test_both_checkout_modes_complete_checkouts_without_errors(quick):
         for result in row["runs"]:
             assert result["errors"] == 0, result
             assert result["completed"] > 0 and result["per_second"] > 0
-            assert 0 < result["pay"]["p50"] <= result["pay"]["p99"]
+            # Each checkout loads its page first: the page's answers are timed as Pay's are.
+            for request in ("page", "pay"):
+                assert 0 < result[request]["p50"] <= result[request]["p99"], request
         # The CPU each process spent over the windows (no PostgreSQL here: SQLite).
         assert row["cpu"]["seconds"] > 0
         assert set(row["cpu"]["spent"]) == {"shop", "payment system", "load generator"}
