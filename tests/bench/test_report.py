@@ -1,5 +1,7 @@
 """`bench.report`'s verdicts on the targets, from figures given here (no servers)."""
 
+import json
+
 import pytest
 
 from bench import report
@@ -50,3 +52,60 @@ def test_the_header_lists_the_logs_faults_first_ones():
         "  - `uvicorn-redis.log:1: 2026-11-28 ERROR x 'y'`",
         "  - `uvicorn-redis.log:2: 2026-11-28 ERROR x 'y'`",
     ]
+
+
+def memory_verdicts(*cells: tuple[str, str, float]) -> dict[tuple[str, str], object]:
+    memory = [
+        {"server": server, "layer": layer, "sockets": 1000, "bytes_per_socket": kib * 1024}
+        for server, layer, kib in cells
+    ]
+    return {
+        (m["server"], m["layer"]): met
+        for m, (_, _, met) in zip(memory, targets([], [], memory, []), strict=True)
+    }
+
+
+def test_a_miss_by_what_the_shop_replaced_says_so_and_stays_a_miss():
+    verdicts = memory_verdicts(
+        ("daphne", "local", 31.0),
+        ("uvicorn", "inmemory", 21.6),
+        ("uvicorn", "local", 21.0),
+        ("daphne", "redis", 19.0),
+    )
+    assert verdicts[("daphne", "local")].startswith("**no**: daphne, which the shop's server")
+    assert verdicts[("uvicorn", "inmemory")].startswith("**no**: Channels' stock layer")
+    assert verdicts[("uvicorn", "local")] is False  # the shop's own: a plain miss
+    assert verdicts[("daphne", "redis")] is True
+
+
+def test_the_machines_speed_stands_beside_the_run_it_replaces(tmp_path):
+    steps = [
+        {"step": "request", "per": "notification", "process": 1.2, "postgres": 0.4, "count": 300},
+        {
+            "step": "push",
+            "per": "push to one socket",
+            "process": 0.2,
+            "postgres": 0.0,
+            "count": 300,
+        },
+    ]
+    before = tmp_path / "results.json"
+    before.write_text(
+        json.dumps(
+            {
+                "environment": {"commit": "abc1234", "date": "2026-11-27 10:00 UTC"},
+                "cost": [{**steps[0], "process": 2.4}],  # no push step then
+            }
+        )
+    )
+    text = "\n".join(report._speed(steps, report.replaced_run(before)))
+    assert "the run this one replaces (2026-11-27 10:00 UTC, commit `abc1234`)" in text
+    table = [line for line in text.splitlines() if line.startswith(("| request", "| push"))]
+    assert table == [
+        "| request | notification | 1.20 | 0.40 | 2.40 | 0.50 |",
+        "| push | push to one socket | 0.20 | 0.00 | - | - |",
+    ]
+    # No run before it (a first run, or a file from before the figures were kept): the table alone.
+    assert report.replaced_run(tmp_path / "missing.json") is None
+    before.write_text(json.dumps({"environment": {"commit": "abc1234"}}))
+    assert report._speed(steps, report.replaced_run(before)) == report._speed(steps)
