@@ -33,7 +33,9 @@ from shop.gate import Gate  # noqa: E402
 application = WithBackgroundLoops(
     ProtocolTypeRouter(
         {
-            "http": Gate(django_asgi_app, settings.HTTP_MAX_CONCURRENT),
+            "http": Gate(
+                django_asgi_app, settings.HTTP_MAX_CONCURRENT, settings.MACHINE_MAX_CONCURRENT
+            ),
             # checkout.socket_session adds the cookies and the session, inside the router.
             "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
         }

@@ -1,35 +1,54 @@
-"""At most HTTP_MAX_CONCURRENT requests inside Django at once; the others wait their turn.
+"""At most so many requests inside Django at once, in two lanes; the others wait their turn.
 
 Under ASGI, Django gives every request a thread of its own for its synchronous parts (middleware,
 signals, the ORM), created when the request first needs it and joined when it ends. With a
 thousand requests in flight that is a thousand threads taking turns on one GIL, and every request
 finishes about as late as the slowest. Waiting here costs a coroutine, and requests are served in
-the order they came (bench/profile_notes.md, "A thread per request in flight"). Every shopper's
-request counts: Pay's thread waits while the payment system is called (shop/handlers.py), so the
-limit also bounds the threads waiting for it (the call itself runs on the event loop, which never
-waits for it).
+the order they came (bench/profile_notes.md, "A thread per request in flight").
 
-Machine endpoints (`shop.middleware`) never wait: the payment system's notifications carry the
-results shoppers are waiting for, and one held past the payment system's time limit is only
-delivered again, adding to the queue; the sandbox's API answers the shop's Pay, which a shopper
-is waiting for.
+- Shoppers: HTTP_MAX_CONCURRENT. Every shopper's request counts. Pay's thread waits while the
+  payment system is called (shop/handlers.py), so the limit also bounds the threads waiting for it
+  (the call itself runs on the event loop, which never waits for it).
+- Machines: MACHINE_MAX_CONCURRENT, for the machine endpoints (`shop.middleware`) whose view runs
+  in a thread: the payment system's notifications. They never wait behind shoppers, whose results
+  they carry (and one held past the payment system's time limit is only delivered again), only
+  behind each other. A burst of them each in its thread spent its CPU handing the GIL around: at
+  500 notifications/s the push's p99 went from 115-317 ms to 17-27 with four at a time (ibid.,
+  fourteenth pass). An async machine endpoint (the sandbox's API, which answers the shop's Pay,
+  or blocks for the old mode's payments) holds no thread while it waits, and waits for no lane.
 """
 
 import asyncio
 
+from asgiref.sync import iscoroutinefunction
+from django.urls import ResolverMatch
+
 from shop.middleware import is_machine_endpoint, url_match
+
+SHOPPERS, MACHINES = "shoppers", "machines"
+
+
+def lane_of(match: ResolverMatch | None) -> str | None:
+    if not is_machine_endpoint(match):
+        return SHOPPERS
+    assert match is not None
+    return None if iscoroutinefunction(match.func) else MACHINES
 
 
 class Gate:
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
-        self.semaphore: asyncio.Semaphore | None = None
+    def __init__(self, app, limit: int, machine_limit: int = 0) -> None:
+        """`limit` for the shoppers' lane, `machine_limit` for the machines'; 0: no limit."""
+        self.app = app
+        self.limits = {SHOPPERS: limit, MACHINES: machine_limit}
+        self.semaphores: dict[str, asyncio.Semaphore] = {}
 
     async def __call__(self, scope, receive, send) -> None:
-        if self.limit <= 0 or is_machine_endpoint(url_match(scope)):
+        lane = lane_of(url_match(scope))
+        if lane is None or self.limits[lane] <= 0:
             await self.app(scope, receive, send)
             return
-        if self.semaphore is None:
-            self.semaphore = asyncio.Semaphore(self.limit)
-        async with self.semaphore:
+        semaphore = self.semaphores.get(lane)
+        if semaphore is None:
+            semaphore = self.semaphores[lane] = asyncio.Semaphore(self.limits[lane])
+        async with semaphore:
             await self.app(scope, receive, send)

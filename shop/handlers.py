@@ -101,7 +101,10 @@ class OneHopASGIHandler(ASGIHandler):
         super().__init__()  # the async chain
         self.sync_handler = ShopperHandler()
         self.sync_handler.load_middleware(is_async=False)
-        self.threads = RequestThreads(keep=settings.HTTP_MAX_CONCURRENT)
+        # As many as the gate lets in at once (shop/gate.py).
+        self.threads = RequestThreads(
+            keep=settings.HTTP_MAX_CONCURRENT + settings.MACHINE_MAX_CONCURRENT
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

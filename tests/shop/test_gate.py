@@ -34,7 +34,7 @@ async def test_a_failing_request_gives_its_place_back():
             await asyncio.wait_for(gate({"path": "/"}, None, None), 1)
         except RuntimeError:
             pass
-    assert gate.semaphore is not None and not gate.semaphore.locked()
+    assert not gate.semaphores["shoppers"].locked()
 
 
 async def test_zero_means_no_limit():
@@ -54,7 +54,10 @@ async def test_zero_means_no_limit():
     await asyncio.gather(*calls)
 
 
-async def test_the_payment_systems_notifications_never_wait():
+NOTIFY = "/payments/notify/sandbox/"
+
+
+async def test_the_payment_systems_notifications_never_wait_behind_shoppers():
     release = asyncio.Event()
     served = []
 
@@ -63,11 +66,53 @@ async def test_the_payment_systems_notifications_never_wait():
         if scope["path"] == "/":
             await release.wait()
 
-    gate = Gate(app, limit=1)
+    gate = Gate(app, limit=1, machine_limit=1)
     page = asyncio.ensure_future(gate({"path": "/"}, None, None))
     queued = asyncio.ensure_future(gate({"path": "/"}, None, None))
     await asyncio.sleep(0.01)
-    await asyncio.wait_for(gate({"path": "/payments/notify/sandbox/"}, None, None), 1)
-    assert served == ["/", "/payments/notify/sandbox/"]  # the second page still waits
+    await asyncio.wait_for(gate({"path": NOTIFY}, None, None), 1)
+    assert served == ["/", NOTIFY]  # the second page still waits
     release.set()
     await asyncio.gather(page, queued)
+
+
+async def test_notifications_wait_for_each_other_in_their_own_lane_and_shoppers_do_not():
+    release = asyncio.Event()
+    served = []
+
+    async def app(scope, receive, send):
+        served.append((scope["path"], scope["n"]))
+        if scope["path"] == NOTIFY:
+            await release.wait()
+
+    gate = Gate(app, limit=1, machine_limit=2)
+    notices = [asyncio.ensure_future(gate({"path": NOTIFY, "n": n}, None, None)) for n in range(3)]
+    await asyncio.sleep(0.01)
+    assert served == [(NOTIFY, 0), (NOTIFY, 1)]  # the third waits for a place among them
+    await asyncio.wait_for(gate({"path": "/", "n": "page"}, None, None), 1)  # a shopper does not
+    release.set()
+    await asyncio.gather(*notices)
+    assert served[2:] == [("/", "page"), (NOTIFY, 2)]
+    assert not gate.semaphores["machines"].locked()
+
+
+async def test_the_sandboxs_api_holds_no_thread_and_waits_for_no_lane():
+    """Its views are async (they await the database and, for the old mode, the shopper): the
+    lane that bounds threads does not apply, or the old mode's blocked calls would queue there."""
+    release = asyncio.Event()
+    inside = 0
+
+    async def app(scope, receive, send):
+        nonlocal inside
+        inside += 1
+        await release.wait()
+
+    gate = Gate(app, limit=1, machine_limit=1)
+    calls = [
+        asyncio.ensure_future(gate({"path": "/sandbox/v1/payments/sync"}, None, None))
+        for _ in range(5)
+    ]
+    await asyncio.sleep(0.01)
+    assert inside == 5
+    release.set()
+    await asyncio.gather(*calls)

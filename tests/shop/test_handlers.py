@@ -557,7 +557,7 @@ async def test_the_gate_counts_both_kinds_of_request(settings):
         assert (await paying)[0] == 200
         status, _, html = await page
     assert status == 200 and 'data-status="pending"' in html
-    assert not gate.semaphore.locked()
+    assert not gate.semaphores["shoppers"].locked()
 
 
 class HeldAnswers:
