@@ -13,9 +13,15 @@ the order they came (bench/profile_notes.md, "A thread per request in flight").
   in a thread: the payment system's notifications. They never wait behind shoppers, whose results
   they carry (and one held past the payment system's time limit is only delivered again), only
   behind each other. A burst of them each in its thread spent its CPU handing the GIL around: at
-  500 notifications/s the push's p99 went from 115-317 ms to 17-27 with four at a time (ibid.,
-  fourteenth pass). An async machine endpoint (the sandbox's API, which answers the shop's Pay,
-  or blocks for the old mode's payments) holds no thread while it waits, and waits for no lane.
+  500 notifications/s on one process the push's p99 was 82-317 ms without the lane and 17-85
+  with four at a time (ibid., fourteenth pass). The lane is there to spread a burst, never to
+  hold results back: one waits for a place at most MACHINE_PATIENCE, then goes in all the same.
+  Under a thousand shoppers each notification takes longer inside, its thread sharing the GIL
+  with the shoppers', and four places then let fewer through than arrived: without that bound
+  some waited past the payment system's 5 s time limit and were delivered again. An async
+  machine endpoint (the sandbox's API,
+  which answers the shop's Pay, or blocks for the old mode's payments) holds no thread while it
+  waits, and waits for no lane.
 """
 
 import asyncio
@@ -26,6 +32,8 @@ from django.urls import ResolverMatch
 from shop.middleware import is_machine_endpoint, url_match
 
 SHOPPERS, MACHINES = "shoppers", "machines"
+# Seconds a machine's request waits for a place in its lane before it goes in without one.
+MACHINE_PATIENCE = 0.1
 
 
 def lane_of(match: ResolverMatch | None) -> str | None:
@@ -50,5 +58,19 @@ class Gate:
         semaphore = self.semaphores.get(lane)
         if semaphore is None:
             semaphore = self.semaphores[lane] = asyncio.Semaphore(self.limits[lane])
-        async with semaphore:
+        placed = await _place(semaphore, MACHINE_PATIENCE if lane == MACHINES else None)
+        try:
             await self.app(scope, receive, send)
+        finally:
+            if placed:
+                semaphore.release()
+
+
+async def _place(semaphore: asyncio.Semaphore, patience: float | None) -> bool:
+    """Wait for a place, for at most `patience` seconds if given; whether one was taken."""
+    try:
+        async with asyncio.timeout(patience):
+            await semaphore.acquire()
+    except TimeoutError:
+        return False
+    return True

@@ -116,3 +116,25 @@ async def test_the_sandboxs_api_holds_no_thread_and_waits_for_no_lane():
     assert inside == 5
     release.set()
     await asyncio.gather(*calls)
+
+
+async def test_a_notification_waits_for_a_place_only_so_long(monkeypatch):
+    """The lane spreads a burst; it never holds a result back for long, however slow the ones
+    inside are (and it gives back only the places it took)."""
+    monkeypatch.setattr("shop.gate.MACHINE_PATIENCE", 0.05)
+    release = asyncio.Event()
+    served = []
+
+    async def app(scope, receive, send):
+        served.append(scope["n"])
+        if scope["n"] == 0:
+            await release.wait()
+
+    gate = Gate(app, limit=1, machine_limit=1)
+    first = asyncio.ensure_future(gate({"path": NOTIFY, "n": 0}, None, None))
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(gate({"path": NOTIFY, "n": 1}, None, None), 1)  # in after 0.05 s
+    assert served == [0, 1] and not first.done()
+    release.set()
+    await first
+    assert gate.semaphores["machines"]._value == 1
