@@ -19,9 +19,8 @@ the order they came (bench/profile_notes.md, "A thread per request in flight").
   Under a thousand shoppers each notification takes longer inside, its thread sharing the GIL
   with the shoppers', and four places then let fewer through than arrived: without that bound
   some waited past the payment system's 5 s time limit and were delivered again. An async
-  machine endpoint (the sandbox's API,
-  which answers the shop's Pay, or blocks for the old mode's payments) holds no thread while it
-  waits, and waits for no lane.
+  machine endpoint (the sandbox's API, which answers the shop's Pay, or blocks for the old mode's
+  payments) holds no thread while it waits, and waits for no lane.
 """
 
 import asyncio
