@@ -425,13 +425,15 @@ async def test_pay_takes_one_hop(monkeypatch, settings):
     assert hops == ["OneHopASGIHandler._served"]
 
 
-async def notify(order: Order) -> tuple[int, dict]:
+async def notify(order: Order, app=None) -> tuple[int, dict]:
     """The payment system's notification that `order` is paid."""
     body = f.notice_body(order)
     signed = [
         (name.lower().encode(), value.encode()) for name, value in f.signed_headers(body).items()
     ]
-    status, _, answer = await call("POST", "/payments/notify/sandbox/", body=body, headers=signed)
+    status, _, answer = await call(
+        "POST", "/payments/notify/sandbox/", body=body, headers=signed, app=app
+    )
     return status, json.loads(answer)
 
 
@@ -444,6 +446,17 @@ async def test_a_notification_takes_one_hop(monkeypatch):
     status, answer = await notify(order)
     assert (status, answer["outcome"]) == (200, "paid")
     assert hops == ["OneHopASGIHandler._served"]
+
+
+async def test_a_burst_of_notifications_in_their_lane_is_applied_whole():
+    """Twelve at once for two places: each waits for a place (or for its patience) and none is
+    refused or lost."""
+    orders = [await sync_to_async(f.order)(status=OrderStatus.PENDING) for _ in range(12)]
+    gate = Gate(django_asgi_app, limit=64, machine_limit=2)
+    answers = await asyncio.gather(*(notify(order, app=gate) for order in orders))
+    assert [(status, answer["outcome"]) for status, answer in answers] == [(200, "paid")] * 12
+    assert await Order.objects.filter(status=OrderStatus.PAID).acount() == 12
+    assert not gate.semaphores["machines"].locked()
 
 
 async def test_the_loop_serves_other_requests_while_a_pay_waits(settings):
