@@ -13,10 +13,7 @@ from checkout.models import Order, OrderStatus, PaymentStatus
 def order_for_update(biz: str) -> Order:
     """The order, locked until the transaction ends, with its product and its payment (or none)
     attached (`checkout.rows`). Raises Order.DoesNotExist."""
-    order = rows.order_locked(biz)
-    if order is None:
-        raise Order.DoesNotExist(f"no order {biz}")
-    return order
+    return rows.found(rows.order_locked(biz), biz)
 
 
 def orders_due_for_reconcile(now, limit: int) -> QuerySet[Order]:

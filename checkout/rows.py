@@ -47,6 +47,13 @@ def order_locked(biz: str) -> Order | None:
     return _order(row, payment_row)
 
 
+def found(order: Order | None, biz: str) -> Order:
+    """`order`, read by one of the functions above; Order.DoesNotExist if there was none."""
+    if order is None:
+        raise Order.DoesNotExist(f"no order {biz}")
+    return order
+
+
 def _order(row: tuple, payment_row: tuple | None) -> Order:
     order = sql.from_row(Order, row[:ORDER_WIDTH])
     order.product = sql.from_row(Product, row[ORDER_WIDTH : ORDER_WIDTH + PRODUCT_WIDTH])

@@ -17,7 +17,4 @@ def order_for_owner(*, biz: str, owner: str | None) -> Order | None:
 
 def order_with_payment(*, biz: str) -> Order:
     """The order with its product and payment. Raises Order.DoesNotExist."""
-    order = rows.order_read(biz=biz)
-    if order is None:
-        raise Order.DoesNotExist(f"no order {biz}")
-    return order
+    return rows.found(rows.order_read(biz=biz), biz)
