@@ -25,10 +25,9 @@ the order they came (bench/profile_notes.md, "A thread per request in flight").
 
 import asyncio
 
-from asgiref.sync import iscoroutinefunction
 from django.urls import ResolverMatch
 
-from shop.middleware import is_machine_endpoint, url_match
+from shop.middleware import is_async_machine_endpoint, is_machine_endpoint, url_match
 
 SHOPPERS, MACHINES = "shoppers", "machines"
 # Seconds a machine's request waits for a place in its lane before it goes in without one.
@@ -36,10 +35,9 @@ MACHINE_PATIENCE = 0.1
 
 
 def lane_of(match: ResolverMatch | None) -> str | None:
-    if not is_machine_endpoint(match):
-        return SHOPPERS
-    assert match is not None
-    return None if iscoroutinefunction(match.func) else MACHINES
+    if is_async_machine_endpoint(match):
+        return None
+    return MACHINES if is_machine_endpoint(match) else SHOPPERS
 
 
 class Gate:

@@ -49,7 +49,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
-from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -59,7 +59,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
 
 from shop.loop import serving
-from shop.middleware import is_machine_endpoint, request_match
+from shop.middleware import is_async_machine_endpoint, request_match
 
 
 class RequestThreads:
@@ -177,8 +177,7 @@ class OneHopASGIHandler(ASGIHandler):
         return response
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        match = request_match(request)
-        if is_machine_endpoint(match) and iscoroutinefunction(match.func):
+        if is_async_machine_endpoint(request_match(request)):
             await signals.request_started.asend(sender=self.__class__, scope=request.scope)
             return await super().get_response_async(request)
         return await sync_to_async(self._served, thread_sensitive=True)(request)

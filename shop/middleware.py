@@ -52,6 +52,12 @@ def is_machine_endpoint(match: ResolverMatch | None) -> bool:
     return match is not None and getattr(match.func, "machine_endpoint", False)
 
 
+def is_async_machine_endpoint(match: ResolverMatch | None) -> bool:
+    """A machine endpoint whose view is async (the sandbox's API): served on Django's async chain,
+    it holds no thread while it awaits (shop/handlers.py, shop/gate.py)."""
+    return is_machine_endpoint(match) and iscoroutinefunction(match.func)
+
+
 class MachineEndpointMiddleware:
     """First in MIDDLEWARE: sends requests for machine endpoints to their view directly.
 
