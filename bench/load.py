@@ -23,7 +23,7 @@ django.setup()
 import aiohttp  # noqa: E402
 
 from bench import fixtures  # noqa: E402
-from bench.stats import percentile, summary_ms  # noqa: E402
+from bench.stats import median, percentile, summary_ms  # noqa: E402
 
 # Any 32 letters or digits are a valid CSRF secret; sending the same in the cookie and the header
 # (or form) is what a browser holding the cookie does.
@@ -197,7 +197,7 @@ async def push(p: dict) -> dict:
     The fleet is never closed between sizes or rates: reconnecting thousands of sockets is what
     made a full run take half an hour. Sockets a burst used stay open (paid) and idle.
     """
-    base, sizes = p["base"], sorted(p["sockets"])
+    base, sizes, parts = p["base"], sorted(p["sockets"]), p.get("memory_parts", 1)
     shoppers = await asyncio.to_thread(fixtures.shoppers_create, sizes[-1], pending=True)
     sockets = [Socket(s, s.orders[0], s.payment_ids[0]) for s in shoppers]
     async with client() as http:
@@ -214,11 +214,16 @@ async def push(p: dict) -> dict:
         opened, fresh, used = warm, [], []
         bursts, failures = [], {}
         for size in sizes:
-            failed += await open_all(http, base, sockets[opened:size])
-            fresh += [s for s in sockets[opened:size] if s.status == "pending"]
-            if opened == warm:
+            # In parts, each sampled: memory per socket is the median over the parts.
+            ends = [opened + (size - opened) * (i + 1) // parts for i in range(parts)]
+            for i, end in enumerate(ends):
+                failed += await open_all(http, base, sockets[opened:end])
+                fresh += [s for s in sockets[opened:end] if s.status == "pending"]
+                opened = end
+                if i < parts - 1:
+                    await step(f"open_{size}_part_{i + 1}", sockets=end)
+            if size == sizes[0]:
                 fresh += [s for s in sockets[:warm] if s.status == "pending"]
-            opened = size
             failures[size] = failed
             await step(f"open_{size}", sockets=size, failed=failed)
             # A first burst, not counted: the first after the fleet grew meets the server's
@@ -261,7 +266,7 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
     seconds, rate, reopens = p["churn_seconds"], p["churn_rate"], p["churn_reopens"]
     warmup = p["churn_warmup_seconds"]
     waiting: dict[Socket, tuple[float, asyncio.Task]] = {}  # notified, result not yet taken
-    seen: list[float] = []
+    seen: list[tuple[float, float]] = []  # (sent at, seconds until shown) of those counted
     tasks: list[asyncio.Task] = []
     reopened = failed = counted = 0
     done = asyncio.Event()
@@ -276,7 +281,7 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
                 if s in waiting:
                     sent_at, _ = waiting.pop(s)
                     if sent_at >= counted_from:
-                        seen.append(s.seen_at["paid"] - sent_at)
+                        seen.append((sent_at, s.seen_at["paid"] - sent_at))
             if leaving:
                 await asyncio.to_thread(fixtures.orders_reset_pending, [s.biz for s in leaving])
                 for s in leaving:
@@ -305,13 +310,25 @@ async def churn(http, base: str, fresh: list[Socket], used: list[Socket], p: dic
     # more, they count as late (in the latencies too), and only those never shown as lost.
     last = [(s, t, task) for s, (t, task) in waiting.items() if t >= counted_from]
     drained_by = time.perf_counter() + p["drain_seconds"]
-    rest, lost, _ = await results_seen(last, p["drain_seconds"] + p["churn_late_seconds"])
+    _, lost, _ = await results_seen(last, p["drain_seconds"] + p["churn_late_seconds"])
     late = sum(1 for s, _, _ in last if s.seen_at.get("paid", drained_by) > drained_by)
     statuses = await asyncio.gather(*tasks, return_exceptions=True)
-    seen += rest
+    seen += [(t, s.seen_at["paid"] - t) for s, t, _ in last if "paid" in s.seen_at]
+    # p50 and p99 are medians over consecutive windows of the counted seconds, by when each
+    # notification was sent; the rarer figures (p99.9, max) need all of them at once.
+    windows = p.get("churn_windows", 1)
+    width = seconds / windows
+    by_window = [[] for _ in range(windows)]
+    for sent_at, latency in seen:
+        by_window[min(windows - 1, int((sent_at - counted_from) / width))].append(latency)
+    summaries = [summary_ms(latencies) for latencies in by_window if latencies]
+    every = [latency for _, latency in seen]
     return {
-        **summary_ms(seen),
-        "p999": percentile(seen, 99.9) * 1000,
+        **summary_ms(every),
+        "p50": median([w["p50"] for w in summaries]),
+        "p99": median([w["p99"] for w in summaries]),
+        "windows": len(summaries),
+        "p999": percentile(every, 99.9) * 1000,
         "late": late,
         "lost": lost,
         "notify_errors": sum(1 for s in statuses if s != 200),

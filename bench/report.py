@@ -491,14 +491,24 @@ def _largest_only(s: dict) -> str:
     )
 
 
+def memory_figures(rows: list[dict]) -> list[dict]:
+    """Memory per idle socket of each push cell, with the figure of each part its fleet grew in
+    (a run from before parts were measured has one, over its whole opening)."""
+    keep = ("server", "layer", "sockets", "bytes_per_socket", "failed_sockets")
+    return [
+        {
+            **{k: row[k] for k in keep},
+            "parts": row.get("bytes_per_socket_parts", [row["bytes_per_socket"]]),
+        }
+        for row in rows
+    ]
+
+
 def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
     s = results["environment"]["sizes"]
     checkout = checkout_figures(results.get("checkout", []), s["think_seconds"])
     push = push_figures(results.get("push", []))
-    memory = [
-        {k: row[k] for k in ("server", "layer", "sockets", "bytes_per_socket", "failed_sockets")}
-        for row in results.get("push", [])
-    ]
+    memory = memory_figures(results.get("push", []))
     waiting = waiting_figures(results.get("waiting", []))
     churn = results.get("churn", [])
     env = results["environment"]
@@ -527,7 +537,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"REDIS_URL=redis://127.0.0.1:6379/8 make bench`; arguments: `{' '.join(argv)}`",
         "- Load comes from `bench/load.py`, a separate process; the server is sampled through "
         "/proc (psutil). Each push figure is the median over its bursts, each checkout figure "
-        "over its measurement windows, each waiting figure over its runs. How many runs, "
+        "over its measurement windows, each memory figure over the parts its fleet grew in, "
+        "each waiting figure over its runs, the churn's p50 and p99 over its windows. How many "
+        "runs, "
         "windows or bursts each figure has is in the "
         "last column of its table: where it says 1, that cell ran once (the time budget of "
         "a few minutes for the whole run affords no more).",
@@ -725,12 +737,15 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             "socket opens on it), as in a shop where pages open and close all the time: for "
             f"{s['churn_warmup_seconds']:g} s not counted (the full passes of the collector that "
             "follow the fleet's growth, in either variant), then for "
-            f"{s['churn_seconds']:g} s whose every notification counts. New sockets are what "
+            f"{s['churn_seconds']:g} s whose every notification counts, in "
+            f"{s.get('churn_windows', 1)} consecutive windows by when it was sent: p50 and p99 "
+            "are medians over the windows (the runs column), p99.9 and max over all of them. "
+            "New sockets are what "
             "Python's cycle collector counts towards its full passes, which walk every socket's "
             "objects and stop the process meanwhile. **shop's** collector: what each full pass "
             "keeps is frozen, so the next walks only what came since (`shop/collector.py`, "
             "`GC_FREEZE_SURVIVORS`); **Python's**: `GC_FREEZE_SURVIVORS=0`. Each its own server "
-            f"and fleet, one run each. Late: shown more than {s['drain_seconds']:g} s after the "
+            f"and fleet. Late: shown more than {s['drain_seconds']:g} s after the "
             f"cell's end, within {s['churn_late_seconds']:g} s more (in the latencies too); "
             "lost: not shown by then.",
             "",
@@ -758,7 +773,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
                         r["p999"],
                         r["max"],
                         f"{r['late']} / {r['lost']} / {r['sent']}",
-                        1,
+                        r.get("windows", 1),
                     ]
                     for r in churn
                 ],
@@ -769,23 +784,34 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         parts += [
             "## 3. Memory per idle socket",
             "",
-            "The smallest fleet: server RSS after its sockets opened minus RSS after the first 20 "
-            "(which load the code paths; 20 more at a time until each process of a server with "
-            "several has served some, as one may take a whole burst), divided by the sockets "
-            "opened in between. A larger "
-            "fleet: RSS after it grew minus RSS after the previous size's bursts, divided by the "
-            "sockets added (so what the bursts allocated is not charged to idle sockets). Each "
-            "socket offers permessage-deflate, as browsers do; both servers decline it.",
+            "The smallest fleet grows from the first 20 sockets (which load the code paths; 20 "
+            "more at a time until each process of a server with several has served some, as one "
+            "may take a whole burst), a larger one from where the previous size's bursts left "
+            "it (so what the bursts allocated is not charged to idle sockets). Its new sockets "
+            f"open in {s.get('memory_parts', 1)} equal parts, each a run: the server's RSS growth "
+            "over the part, divided by the sockets the part opened. Each figure is the median "
+            "over the parts, beside the smallest and largest part. Each socket offers "
+            "permessage-deflate, as browsers do; both servers decline it.",
             "",
             _table(
-                ["server", "layer", "sockets", "KiB per socket", "sockets refused"],
+                [
+                    "server",
+                    "layer",
+                    "sockets",
+                    "KiB per socket",
+                    "parts' least / most KiB",
+                    "sockets refused",
+                    "runs",
+                ],
                 [
                     [
                         r["server"],
                         r["layer"],
                         r["sockets"],
                         r["bytes_per_socket"] / 1024,
+                        f"{min(r['parts']) / 1024:.1f} / {max(r['parts']) / 1024:.1f}",
                         r["failed_sockets"],
+                        len(r["parts"]),
                     ]
                     for r in memory
                 ],

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -293,25 +294,32 @@ class Bench:
                         "burst_seconds": s.burst_seconds,
                         "repeats": s.repeats,
                         "drain_seconds": s.drain_seconds,
+                        "memory_parts": s.memory_parts,
                     },
                     on_step=on_step,
                 )
             finally:
                 self.stop(shop)
-            # Memory per idle socket: growth while only opening sockets, over the sockets opened.
-            # The first size from the warm-up; each larger one from after the previous size's
-            # bursts, so what those bursts allocated is not counted against the new sockets.
+            # Memory per idle socket: growth while only opening sockets, over the sockets opened,
+            # in each part of a size's opening. The first size from the warm-up; each larger one
+            # from after the previous size's bursts, so what those bursts allocated is not
+            # counted against the new sockets.
             before = samples["warm"]
             for size in sizes:
-                opened = samples[f"open_{size}"]
+                parts = [samples[f"open_{size}_part_{i}"] for i in range(1, s.memory_parts)]
+                per_part = []
+                for opened in (*parts, samples[f"open_{size}"]):
+                    sockets = opened["sockets"] - before.get("sockets", 0)
+                    per_part.append((opened["rss"] - before["rss"]) / max(1, sockets))
+                    before = opened
                 rows.append(
                     {
                         "server": kind,
                         "layer": layer,
                         "sockets": size,
                         "failed_sockets": result["failed_sockets"][str(size)],
-                        "bytes_per_socket": (opened["rss"] - before["rss"])
-                        / max(1, opened["sockets"] - before.get("sockets", 0)),
+                        "bytes_per_socket": statistics.median(per_part),
+                        "bytes_per_socket_parts": per_part,
                         "bursts": [b for b in result["bursts"] if b["sockets"] == size],
                     }
                 )
@@ -344,6 +352,7 @@ class Bench:
                         "drain_seconds": s.drain_seconds,
                         "churn_warmup_seconds": s.churn_warmup_seconds,
                         "churn_seconds": s.churn_seconds,
+                        "churn_windows": s.churn_windows,
                         "churn_rate": s.churn_rate,
                         "churn_reopens": s.churn_reopens,
                         "churn_late_seconds": s.churn_late_seconds,

@@ -23,6 +23,8 @@ class Sizes:
     burst_seconds: float = 0.4
     repeats: int = 3
     drain_seconds: float = 4.0
+    # Each size's new sockets are opened in this many parts, memory per socket measured in each.
+    memory_parts: int = 3
     # Channels' stock layer, the "before": one server, fewer rates (at 5,000 it takes seconds).
     inmemory_server: str = "uvicorn"
     inmemory_rates: tuple[int, ...] = (100, 200)
@@ -40,6 +42,8 @@ class Sizes:
     # counted (the collector's passes after the fleet's growth), then `churn_seconds`.
     churn_warmup_seconds: float = 20.0
     churn_seconds: float = 40.0
+    # Its p50 and p99 are medians over this many consecutive windows of churn_seconds.
+    churn_windows: int = 4
     churn_rate: int = 100
     churn_reopens: int = 40
     # After the drain, how much longer a result not yet shown is waited for: shown then, it is
@@ -81,6 +85,7 @@ QUICK = Sizes(
     inmemory_rates=(20,),
     churn_warmup_seconds=0.5,
     churn_seconds=1.0,
+    churn_windows=2,
     churn_rate=20,
     churn_reopens=10,
     churn_late_seconds=5.0,

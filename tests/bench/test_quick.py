@@ -7,6 +7,7 @@ is for), only that each measurement happened and is self-consistent.
 import dataclasses
 import math
 import re
+import statistics
 
 import pytest
 
@@ -115,6 +116,7 @@ def test_sockets_come_and_go_under_each_collector_and_every_push_arrives(quick):
         assert row["n"] == row["sent"]  # every result seen, each counted once
         assert 0 <= row["late"] <= row["n"]  # seen after the drain: among those seen
         assert 0 < row["p50"] <= row["p99"] <= row["p999"] <= row["max"]
+        assert row["windows"] == QUICK.churn_windows, row  # p50 and p99: medians over them
 
 
 def test_each_part_writes_its_own_sections(quick, tmp_path):
@@ -134,6 +136,10 @@ def test_one_fleet_grows_through_every_size_with_its_memory_per_socket(quick):
     for row in results["push"]:
         sizes[(row["server"], row["layer"])].append(row["sockets"])
         assert math.isfinite(row["bytes_per_socket"]), row
+        # Each size's new sockets opened in parts, the figure the median of theirs.
+        parts = row["bytes_per_socket_parts"]
+        assert len(parts) == QUICK.memory_parts > 1, row
+        assert row["bytes_per_socket"] == statistics.median(parts), row
         assert {burst["sockets"] for burst in row["bursts"]} == {row["sockets"]}
     assert sizes and all(found == [20, 60] for found in sizes.values()), sizes
 

@@ -78,6 +78,18 @@ def test_a_miss_by_what_the_shop_replaced_says_so_and_stays_a_miss():
     assert verdicts[("daphne", "redis")] is True
 
 
+def test_memory_per_socket_is_the_median_of_its_parts_and_an_older_run_has_one_part():
+    row = {"server": "uvicorn", "layer": "local", "sockets": 1000, "failed_sockets": 0}
+    [parted, whole] = report.memory_figures(
+        [
+            {**row, "bytes_per_socket": 2048.0, "bytes_per_socket_parts": [1024.0, 2048.0, 4096.0]},
+            {**row, "bytes_per_socket": 3072.0},
+        ]
+    )
+    assert parted["bytes_per_socket"] == 2048.0 and parted["parts"] == [1024.0, 2048.0, 4096.0]
+    assert whole["parts"] == [3072.0]
+
+
 def test_the_machines_speed_stands_beside_the_run_it_replaces(tmp_path):
     steps = [
         {"step": "request", "per": "notification", "process": 1.2, "postgres": 0.4, "count": 300},
