@@ -19,6 +19,7 @@ from checkout.panels import panel_state
 from checkout.push import push_soon
 from shop import sql
 from shop.db import give_back
+from shop.gate import without_place
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +78,19 @@ def payment_start(*, order: Order) -> Order:
 
 
 async def _answer(request: PaymentRequest) -> GatewayPayment:
-    """The payment system's answer to a Pay. The request keeps its database connection while it
-    waits, unless the answer takes longer than GIVE_BACK_AFTER: then it gives it back meanwhile,
-    so that Pays waiting for a payment system that hangs (up to PAYMENT_GATEWAY_TIMEOUT) do not
-    hold the process's pool and stop every other request (`shop.db`). Not on every Pay: taking a
-    connection again after the answer queues behind every request that came meanwhile, and at
-    1,000 shoppers Pay's median went from 0.26 to 6 s (bench/profile_notes.md)."""
+    """The payment system's answer to a Pay. The request keeps its database connection and its
+    place in the gate while it waits, unless the answer takes longer than GIVE_BACK_AFTER: then
+    it gives both back meanwhile, so that Pays waiting for a payment system that hangs (up to
+    PAYMENT_GATEWAY_TIMEOUT) neither hold the process's pool and stop every other request
+    (`shop.db`) nor fill the gate, where they go before pages (`shop.gate`). Not on every Pay:
+    taking a connection again after the answer queues behind every request that came meanwhile,
+    and at 1,000 shoppers Pay's median went from 0.26 to 6 s (bench/profile_notes.md)."""
     answer = asyncio.ensure_future(get_gateway().start(request))
     try:
         done, _ = await asyncio.wait({answer}, timeout=GIVE_BACK_AFTER)
         if not done:
             await give_back()
+            return await without_place(answer)
         return await answer
     finally:
         answer.cancel()  # nothing once answered; a Pay cancelled (its browser left) stops waiting

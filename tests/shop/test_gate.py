@@ -1,6 +1,8 @@
 import asyncio
 
-from shop.gate import Gate
+import pytest
+
+from shop.gate import Gate, Lane
 
 
 async def test_at_most_the_limit_is_inside_and_the_rest_go_in_arrival_order():
@@ -34,7 +36,7 @@ async def test_a_failing_request_gives_its_place_back():
             await asyncio.wait_for(gate({"path": "/"}, None, None), 1)
         except RuntimeError:
             pass
-    assert not gate.semaphores["shoppers"].locked()
+    assert gate.lanes["shoppers"].inside == 0
 
 
 async def test_zero_means_no_limit():
@@ -93,7 +95,7 @@ async def test_notifications_wait_for_each_other_in_their_own_lane_and_shoppers_
     release.set()
     await asyncio.gather(*notices)
     assert served[2:] == [("/", "page"), (NOTIFY, 2)]
-    assert not gate.semaphores["machines"].locked()
+    assert gate.lanes["machines"].inside == 0
 
 
 async def test_the_sandboxs_api_holds_no_thread_and_waits_for_no_lane():
@@ -137,4 +139,63 @@ async def test_a_notification_waits_for_a_place_only_so_long(monkeypatch):
     assert served == [0, 1] and not first.done()
     release.set()
     await first
-    assert gate.semaphores["machines"]._value == 1
+    assert gate.lanes["machines"].inside == 0
+
+
+async def test_requests_that_act_go_in_before_those_that_look():
+    """A shopper who pressed Pay has started to pay: under load, a Pay (or a buy) goes in before
+    the pages that wait, each kind in arrival order."""
+    served = []
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):
+        served.append(scope["n"])
+        if scope["n"] == "page0":
+            await release.wait()
+
+    def request(n: str):
+        method = "POST" if n.startswith("pay") else "GET"
+        return asyncio.ensure_future(gate({"path": "/", "method": method, "n": n}, None, None))
+
+    gate = Gate(app, limit=1)
+    calls = [request("page0")]
+    await asyncio.sleep(0.01)
+    calls += [request(n) for n in ("page1", "pay0", "page2", "pay1")]
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(*calls)
+    assert served == ["page0", "pay0", "pay1", "page1", "page2"]
+    assert gate.lanes["shoppers"].inside == 0
+
+
+async def test_a_request_that_stops_waiting_leaves_no_place_taken():
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):
+        await release.wait()
+
+    gate = Gate(app, limit=1)
+    holder = asyncio.ensure_future(gate({"path": "/", "n": 0}, None, None))
+    await asyncio.sleep(0.01)
+    gone = asyncio.ensure_future(gate({"path": "/", "method": "POST"}, None, None))
+    waiting = asyncio.ensure_future(gate({"path": "/"}, None, None))
+    await asyncio.sleep(0.01)
+    gone.cancel()  # the browser left while it waited
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, waiting), 1)
+    assert gone.cancelled() and gate.lanes["shoppers"].inside == 0
+
+
+async def test_a_place_given_to_a_request_that_is_gone_goes_to_the_next_in_line():
+    lane = Lane(1)
+    assert await lane.enter(acts=False)
+    gone = asyncio.ensure_future(lane.enter(acts=True))
+    waiting = asyncio.ensure_future(lane.enter(acts=False))
+    await asyncio.sleep(0.01)
+    lane.leave()  # the place goes to the first in line...
+    gone.cancel()  # ...which is cancelled before it could go in
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert await asyncio.wait_for(waiting, 1) and lane.inside == 1
+    lane.leave()
+    assert lane.inside == 0

@@ -456,7 +456,7 @@ async def test_a_burst_of_notifications_in_their_lane_is_applied_whole():
     answers = await asyncio.gather(*(notify(order, app=gate) for order in orders))
     assert [(status, answer["outcome"]) for status, answer in answers] == [(200, "paid")] * 12
     assert await Order.objects.filter(status=OrderStatus.PAID).acount() == 12
-    assert not gate.semaphores["machines"].locked()
+    assert gate.lanes["machines"].inside == 0
 
 
 async def test_the_loop_serves_other_requests_while_a_pay_waits(settings):
@@ -550,8 +550,16 @@ async def test_a_middlewares_own_urlconf_routes_the_request_not_the_gates_match(
     assert (status, page) == (200, "here")
 
 
-async def test_the_gate_counts_both_kinds_of_request(settings):
-    """With one place, a page waits while Pay is inside, and each gives its place back."""
+@pytest.mark.parametrize("late", [False, True])
+async def test_the_gate_counts_pay_while_it_waits_unless_the_answer_is_late(
+    settings, monkeypatch, late
+):
+    """With one place, a page waits while Pay is inside. Past GIVE_BACK_AFTER, Pay waits for the
+    payment system outside the gate, so that Pays held by one that hangs cannot fill it (they go
+    in before pages), and takes a place again for the rest of its work. Each gives its place
+    back."""
+    if late:
+        monkeypatch.setattr("checkout.services.payments.GIVE_BACK_AFTER", 0.05)
     cookies, order = await buy()
     gate = Gate(django_asgi_app, limit=1)
     arrived, release = threading.Event(), threading.Event()
@@ -564,13 +572,14 @@ async def test_the_gate_counts_both_kinds_of_request(settings):
         page = asyncio.ensure_future(
             call("GET", f"/orders/{order.biz}/", cookies=as_header(cookies), app=gate)
         )
-        await asyncio.sleep(0.2)
-        assert not page.done()  # waiting for Pay's place
+        await asyncio.sleep(0.3)
+        assert page.done() is late  # else waiting for Pay's place
         release.set()
-        assert (await paying)[0] == 200
+        status, _, html = await paying
+        assert status == 200 and 'data-status="pending"' in html
         status, _, html = await page
-    assert status == 200 and 'data-status="pending"' in html
-    assert not gate.semaphores["shoppers"].locked()
+    assert status == 200 and f'data-status="{"unpaid" if late else "pending"}"' in html
+    assert gate.lanes["shoppers"].inside == 0
 
 
 class HeldAnswers:
