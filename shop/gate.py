@@ -4,7 +4,8 @@ Under ASGI, Django gives every request a thread of its own for its synchronous p
 signals, the ORM), created when the request first needs it and joined when it ends. With a
 thousand requests in flight that is a thousand threads taking turns on one GIL, and every request
 finishes about as late as the slowest. Waiting here costs a coroutine, and requests are served in
-the order they came (bench/profile_notes.md, "A thread per request in flight").
+the order they came, but for the shoppers' lane's rule below (bench/profile_notes.md, "A thread
+per request in flight").
 
 - Shoppers: HTTP_MAX_CONCURRENT. Every shopper's request counts, and those that act (Pay, the buy
   form: any method but GET, HEAD and OPTIONS) go in before those that look (pages), each in the
@@ -14,11 +15,11 @@ the order they came (bench/profile_notes.md, "A thread per request in flight").
   their pages ahead of everyone's Pay: no checkout completed in the first seconds, and Pay's p99
   was 4-9 s; with Pays first, 16 places, 20-25% more checkouts a second for less of the shop's CPU
   each (22-23 ms against 26-34), Pay's p99 1.4-1.7 s, the pages' 9-18 s instead of 3-8 (ibid.,
-  fifteenth pass). With 64 places the order did not help, with 16 it did. Pay's thread waits while the
-  payment system is called (shop/handlers.py), so the limit also bounds the threads waiting for
-  it, unless the answer is late: then the Pay gives its place back meanwhile (`without_place`),
-  so that Pays held by a payment system that hangs cannot fill the lane, and takes one again,
-  ahead of the pages, when the answer comes.
+  fifteenth pass). With 32 or 64 places the order did not help: they filled with pages first.
+  Pay's thread waits while the payment system is called (shop/handlers.py), so the limit also
+  bounds the threads waiting for it, unless the answer is late: then the Pay gives its place back
+  meanwhile (`without_place`), so that Pays held by a payment system that hangs cannot fill the
+  lane ahead of the pages, and takes one again, ahead of them, when the answer comes.
 - Machines: MACHINE_MAX_CONCURRENT, for the machine endpoints (`shop.middleware`) whose view runs
   in a thread: the payment system's notifications. They never wait behind shoppers, whose results
   they carry (and one held past the payment system's time limit is only delivered again), only
