@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from urllib.parse import urljoin
 
 import pytest
@@ -44,7 +45,7 @@ def buy(page: Page) -> str:
     """Buy the first product; returns the order's biz, with the page's status stream open."""
     page.goto("/")
     page.get_by_role("button", name=re.compile(r"^Buy ")).first.click()
-    page.wait_for_url(ORDER_PATH)  # and its load event: the deferred scripts have run
+    page.wait_for_url(ORDER_PATH)  # and its load event: the scripts have run
     assert page.evaluate("typeof window.htmx") == "object", "htmx did not load on the order page"
     expect(status(page)).to_have_count(1)
     expect(status(page)).to_have_attribute("data-status", "unpaid")
@@ -85,6 +86,24 @@ def expect_result_without_reload(page: Page, result: str, url: str, timeout: flo
     expect(status(page)).to_have_count(1)
     assert page.evaluate(MARKER) is True, "the page was reloaded (the marker on window is gone)"
     assert page.url == url
+
+
+def test_the_page_opens_its_stream_when_the_websocket_extension_arrives_late(
+    shop_server: ShopServer, shoppers: Shoppers
+) -> None:
+    """A browser revalidating its cached scripts (a 304 for each) fetches the WebSocket extension
+    after htmx itself: with both scripts deferred, htmx set itself up in between and never saw
+    the page's `hx-ws:connect`, so the page never opened its stream (seen on the first visit
+    after a fresh `make run`, whose files are seconds old)."""
+    page = shoppers.new(shop_server.url)
+
+    def late(route) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    page.route("**/vendor/htmx/ext/hx-ws.js", late)
+    buy(page)  # waits for the stream to open
+    assert stream_state(page)["opens"] == 1
 
 
 @pytest.mark.parametrize(("decision", "result"), [("approve", "paid"), ("decline", "failed")])
