@@ -46,6 +46,8 @@ and no request waits behind another's view.
 """
 
 import asyncio
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
@@ -64,22 +66,30 @@ from shop.middleware import is_async_machine_endpoint, request_match
 
 class RequestThreads:
     """Single-thread executors for requests, each used by one request at a time and kept for the
-    next; at most `keep` idle ones are kept, the others are shut down when given back."""
+    next (the most recently used first).
 
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self.idle: list[ThreadPoolExecutor] = []
+    `keep` idle ones are kept for good. A burst can need more: notifications that waited their
+    lane's patience, Pays waiting outside their lane for a late answer (shop/gate.py). Those are
+    kept too, until one has been idle for `linger` seconds: a thread is started on the event loop,
+    which then waits until the new thread runs, behind every other thread that wants the GIL, and
+    a burst that started its threads anew each time held up the loop so (5% of its GIL samples at
+    450 notifications/s; bench/profile_notes.md, sixteenth pass)."""
+
+    def __init__(self, keep: int, linger: float = 60.0, clock=time.monotonic) -> None:
+        self.keep, self.linger, self.clock = keep, linger, clock
+        # (when given back, executor), the most recently given back last.
+        self.idle: deque[tuple[float, ThreadPoolExecutor]] = deque()
 
     def take(self) -> ThreadPoolExecutor:
         if self.idle:
-            return self.idle.pop()
+            return self.idle.pop()[1]
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
 
     def give_back(self, executor: ThreadPoolExecutor) -> None:
-        if len(self.idle) < self.keep:
-            self.idle.append(executor)
-        else:
-            executor.shutdown(wait=False)  # its thread ends once its work is done
+        now = self.clock()
+        self.idle.append((now, executor))
+        while len(self.idle) > self.keep and now - self.idle[0][0] > self.linger:
+            self.idle.popleft()[1].shutdown(wait=False)  # its thread ends once its work is done
 
 
 class ShopperHandler(BaseHandler):
@@ -101,7 +111,7 @@ class OneHopASGIHandler(ASGIHandler):
         super().__init__()  # the async chain
         self.sync_handler = ShopperHandler()
         self.sync_handler.load_middleware(is_async=False)
-        # As many as the gate lets in at once (shop/gate.py).
+        # For good: as many as the gate lets in at once (shop/gate.py); more while a burst lasts.
         self.threads = RequestThreads(
             keep=settings.HTTP_MAX_CONCURRENT + settings.MACHINE_MAX_CONCURRENT
         )

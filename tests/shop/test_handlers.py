@@ -371,16 +371,26 @@ async def test_a_thread_goes_back_only_once_the_request_that_left_is_done_with_i
     assert views_thread[0] is held_thread[0]  # the same thread, idle again
 
 
-def test_request_threads_keep_at_most_their_number_idle():
-    threads = RequestThreads(keep=1)
-    first, second = threads.take(), threads.take()
-    assert first is not second
-    threads.give_back(first)
-    threads.give_back(second)  # one more than kept: shut down
-    assert threads.idle == [first]
-    assert threads.take() is first
+def test_request_threads_keep_their_number_for_good_and_more_while_a_burst_lasts():
+    now = [0.0]
+    threads = RequestThreads(keep=1, linger=60, clock=lambda: now[0])
+    a, b, c = threads.take(), threads.take(), threads.take()
+    assert len({a, b, c}) == 3
+    threads.give_back(a)
+    threads.give_back(b)  # one more than kept, in a burst: kept too
+    assert threads.take() is b  # the most recently used first
+    now[0] = 30.0
+    threads.give_back(b)
+    now[0] = 61.0
+    threads.give_back(c)  # `a` idle for over a minute: let go
+    assert [executor for _, executor in threads.idle] == [b, c]
     with pytest.raises(RuntimeError):
-        second.submit(print)
+        a.submit(print)  # shut down
+    now[0] = 200.0
+    threads.give_back(threads.take())
+    assert [executor for _, executor in threads.idle] == [c]  # `keep` of them, for good
+    with pytest.raises(RuntimeError):
+        b.submit(print)
 
 
 def threads_inside_middleware() -> list[int]:
