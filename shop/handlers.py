@@ -70,10 +70,11 @@ class RequestThreads:
 
     `keep` idle ones are kept for good. A burst can need more: notifications that waited their
     lane's patience, Pays waiting outside their lane for a late answer (shop/gate.py). Those are
-    kept too, until one has been idle for `linger` seconds: a thread is started on the event loop,
-    which then waits until the new thread runs, behind every other thread that wants the GIL, and
-    a burst that started its threads anew each time held up the loop so (5% of its GIL samples at
-    450 notifications/s; bench/profile_notes.md, sixteenth pass)."""
+    kept too, and let go once idle for `linger` seconds (when a request next ends): a thread is
+    started on the event loop, which then waits until the new thread runs, behind every other
+    thread that wants the GIL, and a burst that started its threads anew each time held up the
+    loop so (5% of its GIL samples at 450 notifications/s; bench/profile_notes.md, sixteenth
+    pass)."""
 
     def __init__(self, keep: int, linger: float = 60.0, clock=time.monotonic) -> None:
         self.keep, self.linger, self.clock = keep, linger, clock
