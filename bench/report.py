@@ -539,10 +539,9 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         "/proc (psutil). Each push figure is the median over its bursts, each checkout figure "
         "over its measurement windows, each memory figure over the parts its fleet grew in, "
         "each waiting figure over its runs, the churn's p50 and p99 over its windows. How many "
-        "runs, "
-        "windows or bursts each figure has is in the "
-        "last column of its table: where it says 1, that cell ran once (the time budget of "
-        "a few minutes for the whole run affords no more).",
+        "runs, windows or bursts each figure has is in the last column of its table: where it "
+        "says 1, that cell ran once (the time budget of a few minutes for the whole run affords "
+        "no more).",
         *_faults(results.get("faults", [])),
         "",
         *_speed(results.get("cost", []), replaced_run(charts / "results.json")),
@@ -740,13 +739,13 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"{s['churn_seconds']:g} s whose every notification counts, in "
             f"{s.get('churn_windows', 1)} consecutive windows by when it was sent: p50 and p99 "
             "are medians over the windows (the runs column), p99.9 and max over all of them. "
-            "New sockets are what "
-            "Python's cycle collector counts towards its full passes, which walk every socket's "
-            "objects and stop the process meanwhile. **shop's** collector: what each full pass "
-            "keeps is frozen, so the next walks only what came since (`shop/collector.py`, "
-            "`GC_FREEZE_SURVIVORS`); **Python's**: `GC_FREEZE_SURVIVORS=0`. Each its own server "
-            f"and fleet. Late: shown more than {s['drain_seconds']:g} s after the "
-            f"cell's end, within {s['churn_late_seconds']:g} s more (in the latencies too); "
+            "New sockets are what Python's cycle collector counts towards its full passes, which "
+            "walk every socket's objects and stop the process meanwhile. **shop's** collector: "
+            "what each full pass keeps is frozen, so the next walks only what came since "
+            "(`shop/collector.py`, `GC_FREEZE_SURVIVORS`); **Python's**: "
+            "`GC_FREEZE_SURVIVORS=0`. Each its own server and fleet. Late: shown more than "
+            f"{s['drain_seconds']:g} s after the cell's end, within "
+            f"{s['churn_late_seconds']:g} s more (in the latencies too); "
             "lost: not shown by then.",
             "",
             _table(
