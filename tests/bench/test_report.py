@@ -44,6 +44,21 @@ def test_the_throughput_ratio_says_how_far_the_ceilings_let_it_go(
         assert met is verdict
 
 
+def test_a_miss_the_ceilings_allow_says_when_the_machines_cpu_is_why():
+    [sync, callback] = checkout(1000, 1.6, 72.8)
+    callback.update(cores=1.87, p99=773.6, cpu_ms={"all": 25.4})
+    verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
+    assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] == (
+        "**no**: the machine's CPU, 2 cores at 25.4 ms a checkout (every process), serves at "
+        "most 78.7/s, 49.2x; 50x needs 25.0 ms or less"
+    )
+    assert verdicts["callback Pay p99 < 50 ms, 1000 shoppers"] == "**no**: 1.87 of the 2 cores busy"
+    # Cores that would allow 50x at that CPU: the miss is a plain one.
+    callback["cpu_ms"] = {"all": 20.0}
+    verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
+    assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] is False
+
+
 def test_the_header_lists_the_logs_faults_first_ones():
     faults = [f"uvicorn-redis.log:{n}: 2026-11-28 ERROR x `y`" for n in range(1, 31)]
     lines = report._faults(faults, shown=2)
