@@ -228,8 +228,8 @@ def _cpu_bound(callback: dict, sync: dict, cpus: int) -> str:
 
 
 def _cores_busy(callback: dict, cpus: int) -> str | bool:
-    """A missed Pay p99, with how busy the cores were: it holds while they have room (section 5,
-    twelfth pass)."""
+    """A missed Pay p99, with how busy the cores were: on a fast machine it held while they had
+    room (section 5, twelfth pass), on a slower one not always (seventeenth pass)."""
     if "cores" not in callback:
         return False
     return f"**no**: {callback['cores']:.2f} of the {cpus} cores busy"
@@ -717,7 +717,7 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"reconnected between rates: each burst uses sockets no burst used before, and used "
             f"ones stay open (idle, paid). `local` is "
             f"`shop.channel_layers.LocalChannelLayer`, `inmemory` Channels' stock "
-            f"`InMemoryChannelLayer` (the before; {s['inmemory_rates']}/s on one server), `redis` "
+            f"`InMemoryChannelLayer` (the before; {tuple(s['inmemory_rates'])}/s on one server), `redis` "
             f"channels_redis. Lost: no panel within {s['drain_seconds']} s after the burst."
             + _small_only(s)
             + _largest_only(s),
