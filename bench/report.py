@@ -8,7 +8,9 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sysconfig
 import time
 from importlib import metadata
 from pathlib import Path
@@ -62,6 +64,25 @@ def _redis(url: str) -> str:
     return "Redis " + redis.Redis.from_url(url).info()["redis_version"]
 
 
+def _python_build() -> str:
+    """Whether this interpreter was compiled with profile-guided and link-time optimization: in
+    one process the shop's steps spent a tenth to a fifth less CPU on one that was
+    (bench/profile_notes.md, eighteenth pass), so a run's figures depend on it as on the
+    machine."""
+    flags = shlex.split(sysconfig.get_config_var("CONFIG_ARGS") or "")
+    optimized = [f"`{flag}`" for flag in ("--enable-optimizations", "--with-lto") if flag in flags]
+    if len(optimized) == 2:
+        return "built with profile-guided and link-time optimization"
+    if not optimized:
+        return "built without profile-guided or link-time optimization"
+    return f"built with {optimized[0]} only"
+
+
+def _build_note(env: dict) -> str:
+    build = env.get("python_build")  # not recorded before the eighteenth pass
+    return f" ({build})" if build else ""
+
+
 def _git() -> str:
     try:
         return subprocess.run(
@@ -90,6 +111,7 @@ def environment(database_url: str, redis_url: str, sizes) -> dict:
         "machine": f"{os.cpu_count()} CPUs ({_cpu_model()}), {_memory()} RAM, "
         f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        "python_build": _python_build(),
         "packages": {name: metadata.version(name) for name in PACKAGES},
         "database": _database(database_url),
         "redis": _redis(redis_url),
@@ -558,7 +580,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"- Machine: {env['machine']}; a shared machine (the load averages above show how busy "
         "it was), so compare ratios within this run, not absolute figures across runs (the "
         "machine's speed below tells how fast this one was)",
-        f"- Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
+        f"- Python {env['python']}{_build_note(env)}; "
+        + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
         f"- Database: {env['database']}; channel layer store: {env['redis']}",
         f"- Reproduce: `{command}` with `DATABASE_URL` (PostgreSQL) and `REDIS_URL` set, "
         f"e.g. `DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench "

@@ -69,6 +69,24 @@ def test_the_header_lists_the_logs_faults_first_ones():
     ]
 
 
+@pytest.mark.parametrize(
+    ("config_args", "build"),
+    [
+        # As pyenv builds it by default, and as this machine's interpreter was built.
+        ("'--prefix=/p' '--enable-shared' 'LDFLAGS=-L/p/lib'", "without profile-guided or link"),
+        ("'--prefix=/p' '--enable-optimizations' '--with-lto'", "with profile-guided and link"),
+        ("'--enable-optimizations'", "with `--enable-optimizations` only"),
+        (None, "without profile-guided or link"),
+    ],
+)
+def test_the_header_says_how_the_interpreter_was_built(monkeypatch, config_args, build):
+    monkeypatch.setattr(report.sysconfig, "get_config_var", lambda name: config_args)
+    assert report._python_build().startswith("built " + build)
+    env = {"python": "3.13.0", "python_build": report._python_build()}
+    assert report._build_note(env) == f" ({report._python_build()})"
+    assert report._build_note({"python": "3.13.0"}) == ""  # a run recorded before it was
+
+
 def memory_verdicts(*cells: tuple[str, str, float]) -> dict[tuple[str, str], object]:
     memory = [
         {"server": server, "layer": layer, "sockets": 1000, "bytes_per_socket": kib * 1024}
