@@ -67,8 +67,8 @@ def _redis(url: str) -> str:
 def _python_build() -> str:
     """Whether this interpreter was compiled with profile-guided and link-time optimization: in
     one process the shop's steps spent a tenth to a fifth less CPU on one that was
-    (bench/profile_notes.md, eighteenth pass), so a run's figures depend on it as on the
-    machine."""
+    (bench/profile_notes.md, eighteenth pass), so the machine's speed a run records depends on it
+    too."""
     flags = shlex.split(sysconfig.get_config_var("CONFIG_ARGS") or "")
     optimized = [f"`{flag}`" for flag in ("--enable-optimizations", "--with-lto") if flag in flags]
     if len(optimized) == 2:
