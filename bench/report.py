@@ -240,12 +240,12 @@ def _cpu_bound(callback: dict, sync: dict, cpus: int) -> str:
     if not spent or not sync["per_second"]:
         return ""
     most = cpus * 1000 / spent
-    if most / sync["per_second"] >= 50:
+    ratio = most / sync["per_second"]
+    if ratio >= 50:
         return ""
     return (
         f"**no**: the machine's CPU, {cpus} cores at {spent:.1f} ms a checkout (every process), "
-        f"serves at most {most:.1f}/s, {most / sync['per_second']:.1f}x; 50x needs "
-        f"{cpus * 1000 / (50 * sync['per_second']):.1f} ms or less"
+        f"serves at most {most:.1f}/s, {ratio:.1f}x; 50x needs {spent * ratio / 50:.1f} ms or less"
     )
 
 
