@@ -54,7 +54,7 @@ def qr_svg(url: str) -> SafeString:
     )
 
 
-def panel_context(order: Order, *, error: str = "") -> dict:
+def panel_context(order: Order, *, error: str = "", csrf_token: str = "") -> dict:
     payment = order.payment_or_none
     return {
         "order": order,
@@ -62,14 +62,18 @@ def panel_context(order: Order, *, error: str = "") -> dict:
         # A callable: the template calls it only where the panel shows the code (pending).
         "qr": partial(qr_svg, payment.cashier_url) if payment and payment.cashier_url else "",
         "error": error,
+        "csrf_token": csrf_token,  # for the Pay form's post without htmx (unpaid.html)
     }
 
 
-def panel_render(order: Order, *, error: str = "", language: str | None = None) -> str:
+def panel_render(
+    order: Order, *, error: str = "", language: str | None = None, csrf_token: str = ""
+) -> str:
     """The order's panel; in `language` if given (the socket has no request to take it from),
-    else in the active one."""
+    else in the active one. The page passes its request's `csrf_token`; the socket has none."""
     with translation.override(language) if language else nullcontext():
-        return render_to_string(panel_template(order.status), panel_context(order, error=error))
+        context = panel_context(order, error=error, csrf_token=csrf_token)
+        return render_to_string(panel_template(order.status), context)
 
 
 class PanelState(TypedDict):

@@ -1,5 +1,6 @@
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from checkout.models import Order
@@ -17,23 +18,39 @@ def own_order(request: HttpRequest, biz: str) -> Order:
     return order
 
 
+def page_response(
+    request: HttpRequest, order: Order, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    token = get_token(request)  # one for the page's htmx header and the panel's Pay form
+    panel = panel_render(order, error=error, csrf_token=token)
+    context = {"order": order, "panel": panel, "csrf_token": token}
+    return render(request, "checkout/order.html", context, status=status)
+
+
 @require_GET
 def order_page(request: HttpRequest, biz: str) -> HttpResponse:
-    order = own_order(request, biz)
-    return render(request, "checkout/order.html", {"order": order, "panel": panel_render(order)})
+    return page_response(request, own_order(request, biz))
 
 
 @require_POST
 def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
-    """The Pay button (htmx): start the payment and answer with the pending panel at once.
+    """The Pay button: start the payment and answer with the pending panel at once, for htmx to
+    swap in; or, to a browser that posted the button's form itself (Pay pressed before htmx set
+    the page up) and will show the answer as a page, with the order's page.
 
     A sync view, in the request's thread like its middleware (`shop.handlers`); it waits there for
     the payment system, which is called on the event loop (`payment_start`)."""
     order = own_order(request, biz)
+    error = ""
     try:
+        # The order as it stands under its row lock, payment attached: the answer renders it
+        # without reading it again.
         order = payment_start(order=order)
-    except PaymentNotStarted as error:
-        return HttpResponse(panel_render(order, error=str(error)), status=503)
-    # payment_start returns the order as it stands under its row lock, payment attached: the
-    # answer renders it without reading it again.
-    return HttpResponse(panel_render(order))
+    except PaymentNotStarted as failed:
+        error = str(failed)
+    status = 503 if error else 200
+    if request.headers.get("Sec-Fetch-Mode") != "navigate":  # htmx, or any other client
+        return HttpResponse(panel_render(order, error=error), status=status)
+    if error:
+        return page_response(request, order, error=error, status=status)
+    return redirect("checkout:order", biz=order.biz)  # so that reloading it does not post again

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,6 +57,50 @@ def test_pay_returns_the_pending_panel_with_the_cashier_link_and_qr_code(shop):
     sandbox = SandboxPayment.objects.get(id=payment.payment_id)
     assert sandbox.out_trade_no == Order.objects.get().biz
     assert sandbox.notify_url == f"{shop}/payments/notify/sandbox/"
+
+
+NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}  # as browsers send
+
+
+def post_the_pay_form(browser: httpx.Client, page: str) -> httpx.Response:
+    """Pay pressed before htmx set the page up: the browser posts the panel's form itself."""
+    html = browser.get(page).text
+    form = re.search(r'<form method="post" action="([^"]+)">\s*<input [^>]*value="([^"]+)"', html)
+    assert form, "the unpaid panel has no Pay form with its CSRF token"
+    action, token = form.groups()
+    return browser.post(
+        action, data={"csrfmiddlewaretoken": token}, headers=NAVIGATION | {"Referer": page}
+    )
+
+
+def test_the_pay_form_posted_without_htmx_pays_and_shows_the_page_pending(shop):
+    browser, page = shopper(shop)
+    response = post_the_pay_form(browser, page)
+    assert response.status_code == 302 and response.headers["Location"] == page
+    html = browser.get(page).text
+    payment = Payment.objects.get()
+    assert html.count('id="payment-status"') == 1 and 'data-status="pending"' in html
+    assert payment.cashier_url in html and "<svg" in html
+    # A second press (the page reloaded with its old form, say) is the same payment.
+    token = {"csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+    again = browser.post(f"{page}pay/", data=token, headers=NAVIGATION)
+    assert again.status_code == 302
+    assert SandboxPayment.objects.count() == 1
+
+
+def test_the_pay_form_without_htmx_shows_the_page_with_a_retry_when_the_payment_system_fails(
+    shop, settings
+):
+    browser, page = shopper(shop)
+    settings.PAYMENT_GATEWAY_URL = "http://127.0.0.1:9/"
+    response = post_the_pay_form(browser, page)
+    assert response.status_code == 503
+    assert response.text.count('id="payment-status"') == 1
+    assert 'data-status="unpaid"' in response.text and "Try again" in response.text
+    assert 'name="csrfmiddlewaretoken"' in response.text  # the retry posts without htmx too
+    settings.PAYMENT_GATEWAY_URL = f"{shop}/sandbox/"
+    assert post_the_pay_form(browser, page).status_code == 302
+    assert Order.objects.get().status == OrderStatus.PENDING
 
 
 def test_a_double_click_is_one_payment(shop, postgres):

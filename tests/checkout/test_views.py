@@ -110,6 +110,16 @@ def test_an_expired_order_cannot_start_a_payment(client):
     assert "over" in response.content.decode()
 
 
+def test_pay_answers_the_panel_alone_unless_the_browser_navigated(client, settings):
+    """Only a browser that posted the Pay form itself (no htmx yet) is shown a whole page."""
+    settings.PAYMENT_GATEWAY_URL = "http://127.0.0.1:9/"
+    order = buy(client)
+    fragment = client.post(f"/orders/{order.biz}/pay/").content.decode()
+    page = client.post(f"/orders/{order.biz}/pay/", headers={"Sec-Fetch-Mode": "navigate"})
+    assert fragment.lstrip().startswith('<div id="payment-status"') and "<html" not in fragment
+    assert page.status_code == 503 and page.content.decode().startswith("<!doctype html>")
+
+
 def test_pay_answers_only_post(client):
     order = buy(client)
     assert client.get(f"/orders/{order.biz}/pay/").status_code == 405
