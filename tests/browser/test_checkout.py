@@ -111,8 +111,8 @@ def test_pay_pressed_before_htmx_has_set_the_page_up_still_pays(
 ) -> None:
     """The Pay button shows while the page's scripts are still on their way (a slow network): it
     is a plain form's button, so a click then posts the form and the page comes back pending,
-    then follows the payment like any other (seen once in the `make run` check: a click as soon
-    as the button showed did nothing)."""
+    then follows the payment like any other. Before, such a click did nothing (most likely what
+    the `make run` check once saw: a click as soon as the button showed was lost)."""
     page = shoppers.new(shop_server.url)
     page.goto("/")
     # The order page's htmx never comes (routing also bypasses the browser's cache); the page

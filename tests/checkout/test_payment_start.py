@@ -65,7 +65,9 @@ NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}  # as 
 def post_the_pay_form(browser: httpx.Client, page: str) -> httpx.Response:
     """Pay pressed before htmx set the page up: the browser posts the panel's form itself."""
     html = browser.get(page).text
-    form = re.search(r'<form method="post" action="([^"]+)">\s*<input [^>]*value="([^"]+)"', html)
+    form = re.search(
+        r'<form method="post" action="([^"]+/pay/)">\s*<input [^>]*value="([^"]+)"', html
+    )
     assert form, "the unpaid panel has no Pay form with its CSRF token"
     action, token = form.groups()
     return browser.post(
@@ -98,6 +100,7 @@ def test_the_pay_form_without_htmx_shows_the_page_with_a_retry_when_the_payment_
     assert response.text.count('id="payment-status"') == 1
     assert 'data-status="unpaid"' in response.text and "Try again" in response.text
     assert 'name="csrfmiddlewaretoken"' in response.text  # the retry posts without htmx too
+    assert f'name="next" value="{page}"' in response.text  # the language switch returns there
     settings.PAYMENT_GATEWAY_URL = f"{shop}/sandbox/"
     assert post_the_pay_form(browser, page).status_code == 302
     assert Order.objects.get().status == OrderStatus.PENDING
