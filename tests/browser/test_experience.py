@@ -82,6 +82,8 @@ def test_catalogue_checkout_and_cashier_have_no_serious_accessibility_violations
     shop_server: ShopServer, shoppers: Shoppers
 ) -> None:
     page = shoppers.new(shop_server.url)
+    asked = []
+    page.context.on("request", lambda request: asked.append(request.url))
     page.goto("/")
     assert axe_violations(page) == [], "catalogue"
     screenshot(page, "catalogue")
@@ -97,6 +99,10 @@ def test_catalogue_checkout_and_cashier_have_no_serious_accessibility_violations
     cashier = page.context.new_page()
     cashier.goto(page.locator("a.cashier-link").get_attribute("href"))
     assert axe_violations(cashier) == [], "cashier"
+    # Each page names its icon: a browser asks for /favicon.ico otherwise, a 404 and a warning in
+    # the shop's log for every new visitor (Playwright does not report that request; the log has it).
+    assert "/favicon.ico" not in shop_server.log_path.read_text()
+    assert any(url.endswith("/static/img/icon.svg") for url in asked)
 
 
 def test_a_keyboard_alone_pays_and_focus_lands_on_each_new_panel(
