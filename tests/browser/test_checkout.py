@@ -170,6 +170,43 @@ def test_pay_pressed_just_as_the_socket_replaces_the_panel_reaches_the_server(
     expect(status(page)).to_have_attribute("data-status", "pending")
 
 
+def test_an_answer_to_pay_that_comes_after_the_result_does_not_hide_it(
+    shop_server: ShopServer, shoppers: Shoppers
+) -> None:
+    """Pay's answer (pending) held up on its way, while the socket brings pending and then paid:
+    when it does arrive it must not put pending back over paid. htmx drops an answer whose target
+    is no longer in the page, and each panel the socket brings replaces the one before. (A
+    morphing swap, tried for the pending panel that comes twice, keeps the target and showed
+    pending again: this test failed.)"""
+    page = shoppers.new(shop_server.url)
+    buy(page)
+    order_url = page.url
+    held = []  # Pay's request, made, and its answer kept from the page
+
+    def hold(route) -> None:
+        held.append((route, route.fetch()))
+
+    page.route("**/pay/", hold)
+    page.evaluate(f"{MARKER} = true")
+    page.locator("#payment-status button.pay").click()
+    expect(status(page)).to_have_attribute("data-status", "pending")  # by the socket
+    cashier_url = urljoin(page.url, status(page).locator("a.cashier-link").get_attribute("href"))
+    decide(page.context.new_page(), cashier_url, "approve")
+    expect_result_without_reload(page, "paid", order_url, RESULT_TIMEOUT_MS)
+
+    assert len(held) == 1
+    route, answer = held[0]
+    assert answer.status == 200 and 'data-status="pending"' in answer.text()
+    page.evaluate(
+        "document.addEventListener('htmx:finally:request', () => { window.__payDone = true; })"
+    )
+    route.fulfill(response=answer)
+    page.wait_for_function("window.__payDone === true")  # htmx has done with the answer
+
+    expect(status(page)).to_have_attribute("data-status", "paid")
+    expect(status(page)).to_have_count(1)
+
+
 @pytest.mark.parametrize(("decision", "result"), [("approve", "paid"), ("decline", "failed")])
 def test_deciding_at_the_cashier_turns_the_open_page_to_the_result_without_reload(
     shop_server: ShopServer, shoppers: Shoppers, decision: str, result: str
