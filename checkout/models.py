@@ -4,6 +4,7 @@ import secrets
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
+from django.urls import reverse
 
 from shop import sql
 
@@ -60,6 +61,10 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return self.biz
+
+    def get_absolute_url(self) -> str:
+        """The order's page (what `redirect(order)` goes to)."""
+        return reverse("checkout:order", kwargs={"biz": self.biz})
 
     def save_change(self, *fields: str) -> None:
         """Save `fields` as the order's next version; only under its row lock (`checkout.locks`).

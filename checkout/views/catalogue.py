@@ -17,4 +17,4 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 def order_new(request: HttpRequest) -> HttpResponse:
     product = get_object_or_404(Product, slug=request.POST.get("product", ""))
     order = order_create(product=product, owner=shopper_token(request.session))
-    return redirect("checkout:order", biz=order.biz)
+    return redirect(order)

@@ -1,7 +1,6 @@
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from checkout.models import Order
@@ -19,16 +18,17 @@ def own_order(request: HttpRequest, biz: str) -> Order:
     return order
 
 
-def order_path(order: Order) -> str:
-    return reverse("checkout:order", kwargs={"biz": order.biz})
-
-
 def page_response(
     request: HttpRequest, order: Order, *, error: str = "", status: int = 200
 ) -> HttpResponse:
     token = get_token(request)  # one for the page's htmx header and the panel's Pay form
     panel = panel_render(order, error=error, csrf_token=token)
-    context = {"order": order, "panel": panel, "csrf_token": token, "page_path": order_path(order)}
+    context = {
+        "order": order,
+        "panel": panel,
+        "csrf_token": token,
+        "page_path": order.get_absolute_url(),  # for the language form, also after Pay's POST
+    }
     return render(request, "checkout/order.html", context, status=status)
 
 
@@ -58,4 +58,4 @@ def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
         return HttpResponse(panel_render(order, error=error), status=status)
     if error:
         return page_response(request, order, error=error, status=status)
-    return redirect(order_path(order))  # so that reloading it does not post again
+    return redirect(order)  # so that reloading it does not post again
