@@ -30,6 +30,7 @@ from bench.stats import median, percentile, summary_ms  # noqa: E402
 CSRF = "benchbenchbenchbenchbenchbench32"
 STATUS = re.compile(r'data-status="(\w+)"')
 CASHIER = re.compile(r"/sandbox/cashier/(pay_[0-9a-f]{24})")
+PANEL_ID = re.compile(r'name="panel" value="([\w-]+)"')  # in a socket's Pay form
 CONNECT_AT_ONCE = 50
 
 
@@ -48,12 +49,14 @@ def cookies(session_key: str) -> str:
 
 
 class Socket:
-    """One checkout page's socket: remembers the status of each panel it receives, and when."""
+    """One checkout page's socket: remembers the status of each panel it receives, and when, and
+    the panel id its Pay form names (which the page's Pay, pressed there, sends)."""
 
     def __init__(self, shopper: fixtures.Shopper, biz: str, payment_id: str = "") -> None:
         self.shopper, self.biz, self.payment_id = shopper, biz, payment_id
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.status = ""
+        self.panel_id = ""
         self.changed = asyncio.Event()
         self.seen_at: dict[str, float] = {}
         self.reader: asyncio.Task | None = None
@@ -79,6 +82,8 @@ class Socket:
             found = STATUS.search(message.data)
             if found:
                 self.status = found.group(1)
+                panel = PANEL_ID.search(message.data)
+                self.panel_id = panel.group(1) if panel else ""
                 self.seen_at.setdefault(self.status, time.perf_counter())
                 self.changed.set()
 
@@ -520,7 +525,10 @@ async def checkout(p: dict) -> dict:
                 socket = Socket(shopper, biz)
                 await socket.open(http, base, base.replace("http://", "ws://"))
                 windows.sent("pay", index)
-                async with http.post(f"{base}/orders/{biz}/pay/", headers=headers) as answer:
+                # Pressed in the socket's first panel, as htmx posts its form.
+                form = {"panel": socket.panel_id}
+                pay = http.post(f"{base}/orders/{biz}/pay/", data=form, headers=headers)
+                async with pay as answer:
                     html = await answer.text()
                 windows.answered("pay", index)
                 found = CASHIER.search(html)

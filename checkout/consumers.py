@@ -10,6 +10,11 @@ in the event loop, with no query. Its first panel, and what the watchlist catche
 the database. Every panel shown records its state's version, and a state older than that is never
 shown, however the messages and reads race. Pushes are at-most-once, so every socket is also on the
 process's watchlist (`checkout.watch`), which catches up what a push lost.
+
+The Pay button of a panel the socket sends carries the socket's panel id, and a Pay pressed there
+names it in its push: that page shows Pay's answer, so the socket sends nothing, and the pending
+panel is swapped in, and announced, once. Only while the socket's last panel is that button's:
+a later one would have replaced the element Pay's answer was for, and htmx drops such an answer.
 """
 
 import asyncio
@@ -28,7 +33,8 @@ from django.conf import settings
 from checkout.clients import client_of, slots
 from checkout.languages import language_of_scope
 from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
-from checkout.panels import PanelState, panel_order, panel_render, panel_state
+from checkout.models import OrderStatus
+from checkout.panels import PanelState, panel_id_new, panel_order, panel_render, panel_state
 from checkout.push import order_group
 from checkout.selectors import order_for_owner, order_with_payment
 from checkout.shoppers import shopper_of
@@ -43,6 +49,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
     shown_digest: bytes | None = None  # of the last panel sent, not the panel (it can be 3 KB)
     shown_version = -1  # of the last state shown: an older one is never shown
     sent_status: str | None = None
+    panel_id: str | None = None  # in this socket's Pay forms, made with the first (unpaid.html)
     language: str | None = None
     client: str | None = None
     closed = False  # this consumer sent the close: nothing may be sent after it
@@ -166,24 +173,36 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         await super().close(code=code, reason=reason)
 
     async def order_changed(self, event: dict) -> None:
-        """A push: the committed state, rendered here and now."""
-        if await self._show(event["order"]) and "applied_at" in event:  # a new panel went out
+        """A push: the committed state, rendered here and now; or, from a Pay pressed in the
+        panel this socket showed last, only taken as shown, Pay's answer showing it."""
+        answered = (
+            self.panel_id is not None
+            and event.get("pressed_in") == self.panel_id
+            and self.sent_status == OrderStatus.UNPAID
+        )
+        if await self._show(event["order"], answered=answered) and "applied_at" in event:
             RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
     async def send_panel(self) -> bool:
         """The watchlist's catch-up: the order as the database has it now."""
         return await self._show(await self._read())
 
-    async def _show(self, state: PanelState) -> bool:
-        """Send the state's panel unless this socket showed a newer state, or this very panel, last;
-        return whether it was sent."""
+    async def _show(self, state: PanelState, *, answered: bool = False) -> bool:
+        """Send the state's panel unless this socket showed a newer state, or this very panel, last,
+        or the page shows it by a request's answer (`answered`); return whether it was sent."""
         if self.closed or state["version"] < self.shown_version:
             return False
         self.shown_version, self.sent_status = state["version"], state["status"]
+        if answered:
+            self.shown_digest = None
+            return False
+        if state["status"] == OrderStatus.UNPAID and self.panel_id is None:
+            self.panel_id = panel_id_new()
         # Rendered in a context of its own: switching the language sets context variables, and
         # left in the socket's context they would stay for as long as it is open (~0.7 KiB).
         render = contextvars.copy_context().run
-        html = render(panel_render, panel_order(state), language=self.language)
+        order = panel_order(state)
+        html = render(panel_render, order, language=self.language, panel_id=self.panel_id or "")
         digest = hashlib.blake2b(html.encode(), digest_size=16).digest()
         if digest == self.shown_digest:
             return False

@@ -8,9 +8,14 @@ markup.
 A socket renders from a `PanelState`: what a panel shows of an order, in primitives, so that a push
 can carry it over any channel layer (msgpack on Redis) and the socket renders it without a query.
 `panel_state` takes it from an order, `panel_order` turns it back into one `panel_render` renders.
+
+A socket's Pay form carries the socket's panel id (`panel_id_new`), and Pay names it in its push:
+the page whose button it was shows Pay's answer, so its socket need not send the same panel again
+(`checkout.consumers`).
 """
 
 import re
+import secrets
 from contextlib import nullcontext
 from functools import lru_cache, partial
 from typing import TypedDict
@@ -54,7 +59,21 @@ def qr_svg(url: str) -> SafeString:
     )
 
 
-def panel_context(order: Order, *, error: str = "", csrf_token: str = "") -> dict:
+PANEL_ID = re.compile(r"[A-Za-z0-9_-]{12}")
+
+
+def panel_id_new() -> str:
+    return secrets.token_urlsafe(9)  # 12 characters of PANEL_ID
+
+
+def panel_id_of(value: str | None) -> str | None:
+    """The panel id a Pay names, if well-formed; None otherwise (the push then goes to all)."""
+    return value if value and PANEL_ID.fullmatch(value) else None
+
+
+def panel_context(
+    order: Order, *, error: str = "", csrf_token: str = "", panel_id: str = ""
+) -> dict:
     payment = order.payment_or_none
     return {
         "order": order,
@@ -63,16 +82,23 @@ def panel_context(order: Order, *, error: str = "", csrf_token: str = "") -> dic
         "qr": partial(qr_svg, payment.cashier_url) if payment and payment.cashier_url else "",
         "error": error,
         "csrf_token": csrf_token,  # for the Pay form's post without htmx (unpaid.html)
+        "panel_id": panel_id,  # the socket's, in its Pay form (unpaid.html)
     }
 
 
 def panel_render(
-    order: Order, *, error: str = "", language: str | None = None, csrf_token: str = ""
+    order: Order,
+    *,
+    error: str = "",
+    language: str | None = None,
+    csrf_token: str = "",
+    panel_id: str = "",
 ) -> str:
     """The order's panel; in `language` if given (the socket has no request to take it from),
-    else in the active one. The page passes its request's `csrf_token`; the socket has none."""
+    else in the active one. The page passes its request's `csrf_token`; the socket has none, and
+    passes its `panel_id` instead."""
     with translation.override(language) if language else nullcontext():
-        context = panel_context(order, error=error, csrf_token=csrf_token)
+        context = panel_context(order, error=error, csrf_token=csrf_token, panel_id=panel_id)
         return render_to_string(panel_template(order.status), context)
 
 

@@ -4,7 +4,8 @@ The message carries the order's state as the committing transaction left it (`Pa
 primitives, for msgpack on Redis), and when it was sent (for the result-to-push latency metric).
 Each socket renders its own panel from it, in its own language, with no query and no thread hop.
 Messages from two processes, or a push racing a socket's first read, may arrive out of order: the
-state's version (`Order.version`) lets a socket ignore anything older than what it showed.
+state's version (`Order.version`) lets a socket ignore anything older than what it showed. A push
+from a Pay names the panel it was pressed in (`pressed_in`): that page shows Pay's answer.
 """
 
 import asyncio
@@ -26,7 +27,7 @@ def order_group(biz: str) -> str:
     return f"order_{biz}"
 
 
-async def push_order_changed(state: PanelState) -> None:
+async def push_order_changed(state: PanelState, *, pressed_in: str | None = None) -> None:
     """Best effort: a lost message is caught up by the watchlist (`checkout.watch`).
 
     Call it once the change is committed, with the state that change left (`panel_state`). Bounded
@@ -37,6 +38,8 @@ async def push_order_changed(state: PanelState) -> None:
     try:
         # Sent right after the result is committed, so applied_at is when the result was applied.
         message = {"type": "order.changed", "applied_at": time.time(), "order": state}
+        if pressed_in:
+            message["pressed_in"] = pressed_in
         async with asyncio.timeout(settings.PUSH_TIMEOUT):
             await layer.group_send(order_group(state["biz"]), message)
     except Exception as error:  # TimeoutError included: the result is committed either way
@@ -48,19 +51,20 @@ async def push_order_changed(state: PanelState) -> None:
 unwaited: set[asyncio.Task] = set()
 
 
-def _push_unwaited(state: PanelState) -> None:
+def _push_unwaited(state: PanelState, pressed_in: str | None) -> None:
     # In a context of its own: it outlives the request, whose context (asgiref's thread-sensitive
     # one included) ends with it.
     loop = asyncio.get_running_loop()
-    task = loop.create_task(push_order_changed(state), context=contextvars.Context())
+    push = push_order_changed(state, pressed_in=pressed_in)
+    task = loop.create_task(push, context=contextvars.Context())
     unwaited.add(task)
     task.add_done_callback(unwaited.discard)
 
 
-def push_soon(state: PanelState) -> None:
+def push_soon(state: PanelState, *, pressed_in: str | None = None) -> None:
     """`push_order_changed` from a request's thread, without waiting for it: the thread hands it
     to the event loop and goes on, so its answer waits neither for Redis's round trip nor, if
     Redis hangs, for PUSH_TIMEOUT. Where no loop serves the request (Django's test client), it is
     pushed before the thread goes on."""
-    if not hand_over(_push_unwaited, state):
-        async_to_sync(push_order_changed)(state)
+    if not hand_over(_push_unwaited, state, pressed_in):
+        async_to_sync(push_order_changed)(state, pressed_in=pressed_in)

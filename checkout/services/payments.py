@@ -33,8 +33,9 @@ class PaymentNotStarted(Exception):
     """The payment could not be started; the message is for the shopper, the order stays payable."""
 
 
-def payment_start(*, order: Order) -> Order:
-    """Start paying for `order` in callback mode; returns the order, pending.
+def payment_start(*, order: Order, pressed_in: str | None = None) -> Order:
+    """Start paying for `order` in callback mode; returns the order, pending. `pressed_in`: the
+    panel id of the socket whose panel's button was pressed (`checkout.panels`), if any.
 
     Called in the request's thread. The payment system is called on the event loop
     (`async_to_sync`), the thread waiting for it, and the push is handed to the loop without
@@ -72,8 +73,9 @@ def payment_start(*, order: Order) -> Order:
         )
     order, changed = payment_record(payment=payment)
     if changed:
-        # To the order's other sockets (another tab): this Pay's answer shows it without waiting.
-        push_soon(panel_state(order))  # the locked order: no query
+        # To the order's other sockets (another tab): this Pay's answer shows it without waiting,
+        # and the socket whose panel was pressed leaves it to the answer.
+        push_soon(panel_state(order), pressed_in=pressed_in)  # the locked order: no query
     return order
 
 

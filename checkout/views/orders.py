@@ -4,7 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from checkout.models import Order
-from checkout.panels import panel_render
+from checkout.panels import panel_id_of, panel_render
 from checkout.selectors import order_for_owner
 from checkout.services.payments import PaymentNotStarted, payment_start
 from checkout.shoppers import shopper_of
@@ -46,16 +46,19 @@ def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
     A sync view, in the request's thread like its middleware (`shop.handlers`); it waits there for
     the payment system, which is called on the event loop (`payment_start`)."""
     order = own_order(request, biz)
+    pressed_in = panel_id_of(request.POST.get("panel"))  # a socket's panel, if it was one
     error = ""
     try:
         # The order as it stands under its row lock, payment attached: the answer renders it
         # without reading it again.
-        order = payment_start(order=order)
+        order = payment_start(order=order, pressed_in=pressed_in)
     except PaymentNotStarted as failed:
         error = str(failed)
     status = 503 if error else 200
     if request.headers.get("Sec-Fetch-Mode") != "navigate":  # htmx, or any other client
-        return HttpResponse(panel_render(order, error=error), status=status)
+        # A retry from the error's panel names the same socket's panel: that page shows this one.
+        answer = panel_render(order, error=error, panel_id=pressed_in or "")
+        return HttpResponse(answer, status=status)
     if error:
         return page_response(request, order, error=error, status=status)
     return redirect(order)  # so that reloading it does not post again

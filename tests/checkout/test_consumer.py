@@ -1,6 +1,7 @@
 """The status stream `ws/order/<biz>/`: owner only, current panel first, every change after."""
 
 import asyncio
+import re
 from collections import Counter
 
 import pytest
@@ -174,6 +175,50 @@ async def test_an_older_state_arriving_after_a_newer_one_is_not_shown():
     assert 'data-status="paid"' in await socket.receive_from()
     await push_order_changed(pending)
     assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+
+
+def pay_form_panel(html: str) -> str:
+    """The panel id in a panel's Pay form, which Pay passes on as `panel`."""
+    found = re.search(r'<input type="hidden" name="panel" value="([^"]+)">', html)
+    assert found, "the panel has no panel id in its Pay form"
+    return found[1]
+
+
+async def test_a_pay_pressed_in_the_sockets_panel_is_left_to_pays_answer():
+    """That page shows Pay's answer, pending: sent again, the same panel would be swapped in and
+    announced twice. The order's other page (another tab) gets it, and both get what follows."""
+    session, order = await make_order()
+    pressed, other = connect(order.biz, session), connect(order.biz, session)
+    panels = []
+    for socket in (pressed, other):
+        await socket.connect()
+        panels.append(await socket.receive_from())
+    pressed_in, other_panel = (pay_form_panel(html) for html in panels)
+    assert pressed_in != other_panel
+
+    await push_order_changed(await change(order, OrderStatus.PENDING), pressed_in=pressed_in)
+    assert 'data-status="pending"' in await other.receive_from()
+    assert await pressed.receive_nothing(timeout=0.3)
+    assert await watchlist.sweep() == 0  # taken as shown: nothing to catch up either
+
+    await push_order_changed(await change(order, OrderStatus.PAID))
+    for socket in (pressed, other):
+        assert 'data-status="paid"' in await socket.receive_from()
+        await socket.disconnect()
+
+
+async def test_a_pay_pressed_in_a_panel_the_socket_has_since_replaced_is_pushed():
+    """Its answer is for an element no longer in the page (htmx drops it): the push must show it."""
+    session, order = await make_order()
+    socket = connect(order.biz, session)
+    await socket.connect()
+    pressed_in = pay_form_panel(await socket.receive_from())
+    await set_status(order, OrderStatus.FAILED)  # shown by the watchlist's catch-up
+    assert await watchlist.sweep() == 1
+    assert 'data-status="failed"' in await socket.receive_from()
+    await push_order_changed(await change(order, OrderStatus.PAID), pressed_in=pressed_in)
+    assert 'data-status="paid"' in await socket.receive_from()
     await socket.disconnect()
 
 

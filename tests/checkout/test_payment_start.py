@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from checkout.models import Order, OrderStatus, Payment
+from checkout.services import payments
 from sandbox.models import Payment as SandboxPayment
 from tests.checkout import factories as f
 from tests.servers import free_port
@@ -43,6 +44,28 @@ def press_pay(browser: httpx.Client, page: str) -> httpx.Response:
     return browser.post(
         f"{page}pay/", headers={"X-CSRFToken": browser.cookies["csrftoken"], "HX-Request": "true"}
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "named"),
+    [("AbCdEf012_-x", "AbCdEf012_-x"), ('"><script>', None), ("", None)],
+    ids=["panel id", "malformed", "empty"],
+)
+def test_pay_names_the_sockets_panel_it_was_pressed_in_to_its_push(shop, monkeypatch, sent, named):
+    pushed = []
+
+    def push_soon(state, *, pressed_in=None):
+        pushed.append((state["status"], pressed_in))
+
+    monkeypatch.setattr(payments, "push_soon", push_soon)
+    browser, page = shopper(shop)
+    response = browser.post(
+        f"{page}pay/",
+        data={"panel": sent},
+        headers={"X-CSRFToken": browser.cookies["csrftoken"], "HX-Request": "true"},
+    )
+    assert response.status_code == 200 and 'data-status="pending"' in response.text
+    assert pushed == [("pending", named)]
 
 
 def test_pay_returns_the_pending_panel_with_the_cashier_link_and_qr_code(shop):

@@ -55,6 +55,11 @@ def test_rendering_a_state_makes_no_query(django_assert_num_queries):
 @pytest.mark.parametrize("payment", [True, False], ids=["payment", "none"])
 def test_the_message_comes_through_the_redis_layers_msgpack_unchanged(payment):
     state = panel_state(saved_order(OrderStatus.PAID, payment=payment))
-    message = {"type": "order.changed", "applied_at": 1795000000.25, "order": state}
+    message = {
+        "type": "order.changed",
+        "applied_at": 1795000000.25,
+        "order": state,
+        "pressed_in": "AbCdEf012_-x",
+    }
     layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379/0"])  # never connects here
     assert layer.deserialize(layer.serialize(message)) == message

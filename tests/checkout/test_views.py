@@ -120,6 +120,17 @@ def test_pay_answers_the_panel_alone_unless_the_browser_navigated(client, settin
     assert page.status_code == 503 and page.content.decode().startswith("<!doctype html>")
 
 
+def test_a_retry_from_a_sockets_panel_names_that_panel_again(client, settings):
+    """The error's panel replaces the socket's in the page, so its retry is pressed there too; the
+    page's own panel names none (checkout.consumers)."""
+    settings.PAYMENT_GATEWAY_URL = "http://127.0.0.1:9/"
+    order = buy(client)
+    assert 'name="panel"' not in client.get(f"/orders/{order.biz}/").content.decode()
+    response = client.post(f"/orders/{order.biz}/pay/", {"panel": "AbCdEf012_-x"})
+    assert response.status_code == 503
+    assert '<input type="hidden" name="panel" value="AbCdEf012_-x">' in response.content.decode()
+
+
 def test_pay_answers_only_post(client):
     order = buy(client)
     assert client.get(f"/orders/{order.biz}/pay/").status_code == 405

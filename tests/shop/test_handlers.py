@@ -673,7 +673,7 @@ def hanging_push(monkeypatch) -> asyncio.Event:
     """Every push hangs, as with a Redis that does not answer; the event is set once one began."""
     pushing = asyncio.Event()
 
-    async def push_hangs(state) -> None:
+    async def push_hangs(state, *, pressed_in=None) -> None:
         pushing.set()
         await asyncio.Event().wait()
 
