@@ -273,6 +273,10 @@ WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 
+# `manage.py serve` closes a connection whose request's headers are not all in this many seconds
+# after it opened or the request began (0: no limit; uvicorn has none).
+HTTP_HEADER_TIMEOUT = float(os.environ.get("HTTP_HEADER_TIMEOUT", "20"))
+
 # The status stream: the largest message a browser may send (it has nothing to say), and how many
 # sockets one client address may hold open per server process (0: no limit).
 WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))

@@ -18,9 +18,20 @@ OSError the ASGI spec asks for a send on a closed connection, which uvicorn rais
 anyway. uvicorn 0.54.0 drops that accept unsent and refuses the app's next send with a
 RuntimeError, an "Exception in ASGI application" in the log for a shopper closing a tab.
 
+And one thing uvicorn lacks: a time limit on a request's headers. uvicorn times a kept-alive
+connection only while it is idle, between requests, and stops at its first byte, so a client that
+opens connections and sends nothing, or a header's byte now and then (slowloris), holds them, and
+their file descriptors, for as long as it likes. Here a request's headers must be in within
+HTTP_HEADER_TIMEOUT seconds of the connection's opening or of the request's first byte, or the
+connection is closed. nginx does the same in front (`client_header_timeout`); this covers the
+server reached directly.
+
 Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves with these.
 """
 
+import asyncio
+
+from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -29,6 +40,36 @@ from shop.mailbox import Mailbox
 
 
 class HttpProtocol(HttpToolsProtocol):
+    headers_due: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._time_headers()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.headers_due is None:  # the next request on a kept-alive connection
+            self._time_headers()
+
+    def on_headers_complete(self) -> None:
+        self._untime_headers()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._untime_headers()
+        super().connection_lost(exc)
+
+    def _time_headers(self) -> None:
+        if settings.HTTP_HEADER_TIMEOUT > 0:
+            self.headers_due = self.loop.call_later(
+                settings.HTTP_HEADER_TIMEOUT, self.transport.close
+            )
+
+    def _untime_headers(self) -> None:
+        if self.headers_due is not None:
+            self.headers_due.cancel()
+            self.headers_due = None
+
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
         # The transport now feeds the WebSocket protocol; nothing reads through this one again

@@ -2,11 +2,13 @@
 
 What the README promises of it: the background loops run from boot, a stop closes every socket with
 1012 so pages reconnect, X-Forwarded-* is trusted only with PROXY_HEADERS and only from
-FORWARDED_ALLOW_IPS, HTTPS redirects, and every request is on the access log.
+FORWARDED_ALLOW_IPS, HTTPS redirects, every request is on the access log, and a request's headers
+have HTTP_HEADER_TIMEOUT seconds to arrive.
 """
 
 import asyncio
 import os
+import re
 import signal
 import time
 
@@ -186,3 +188,61 @@ async def test_sockets_decline_compression_so_none_holds_a_zlib_state(shops):
     assert "Sec-WebSocket-Extensions" not in stream.response.headers
     assert await next_status(stream) == "pending"
     await stream.close()
+
+
+async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
+    """Whether the server closes the connection (the reader's end) within `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while await reader.read(4096):
+                pass
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_a_request_whose_headers_do_not_come_in_time_has_its_connection_closed(shops):
+    """uvicorn gives a request's headers all the time in the world, so a client that opens
+    connections and sends nothing, or a byte now and then (slowloris), holds them and their file
+    descriptors for ever. Each request's headers now have HTTP_HEADER_TIMEOUT seconds, from the
+    connection's opening or the request's first byte; an open WebSocket is not timed."""
+    server = shops.start("headers", HTTP_HEADER_TIMEOUT="1")
+    shopper = await sync_to_async(f.shopper_session)()
+    order = await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING)
+    stream = await open_stream(server.url, order.biz, shopper.session_key)
+    assert await next_status(stream) == "pending"
+
+    silent_reader, _ = await asyncio.open_connection("127.0.0.1", server.port)
+    trickling_reader, trickling = await asyncio.open_connection("127.0.0.1", server.port)
+    kept_reader, kept = await asyncio.open_connection("127.0.0.1", server.port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+    kept.write(request + b"\r\n")  # one whole request, answered; then the next one's first line
+    answer = await asyncio.wait_for(kept_reader.readuntil(b"\r\n\r\n"), 5)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    length = int(re.search(rb"content-length: (\d+)", answer, re.IGNORECASE)[1])
+    await kept_reader.readexactly(length)
+    kept.write(request)
+
+    async def trickle() -> None:
+        trickling.write(request)
+        for _ in range(50):
+            await asyncio.sleep(0.2)
+            trickling.write(b"X")
+
+    trickler = asyncio.ensure_future(trickle())
+    try:
+        for reader in (silent_reader, trickling_reader, kept_reader):
+            assert await closed_by_server(reader, within=10)
+    finally:
+        trickler.cancel()
+
+    # Headers that come in time are answered, however late after the connection opened.
+    late_reader, late = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.sleep(0.5)
+    late.write(request + b"Connection: close\r\n\r\n")
+    assert (await asyncio.wait_for(late_reader.read(), 5)).startswith(b"HTTP/1.1 200 ")
+    # The WebSocket, open for longer than the headers' time: still answers.
+    await asyncio.wait_for(await stream.ping(), 5)
+    await stream.close()
+    assert "Traceback" not in server.log_text(), server.log_tail()
