@@ -228,6 +228,8 @@ async def test_a_request_whose_headers_do_not_come_in_time_has_its_connection_cl
         trickling.write(request)
         for _ in range(50):
             await asyncio.sleep(0.2)
+            if trickling.is_closing():
+                return
             trickling.write(b"X")
 
     trickler = asyncio.ensure_future(trickle())
