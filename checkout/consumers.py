@@ -36,7 +36,7 @@ from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
 from checkout.models import OrderStatus
 from checkout.panels import PanelState, panel_id_new, panel_order, panel_render, panel_state
 from checkout.push import order_group
-from checkout.selectors import order_for_owner, order_with_payment
+from checkout.selectors import order_for_owner
 from checkout.shoppers import shopper_of
 from checkout.watch import watchlist
 
@@ -183,9 +183,9 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         if await self._show(event["order"], answered=answered) and "applied_at" in event:
             RESULT_PUSH_SECONDS.observe(max(0.0, time.time() - event["applied_at"]))
 
-    async def send_panel(self) -> bool:
-        """The watchlist's catch-up: the order as the database has it now."""
-        return await self._show(await self._read())
+    async def catch_up(self, state: PanelState) -> bool:
+        """The watchlist's: the order's state as the database has it now."""
+        return await self._show(state)
 
     async def _show(self, state: PanelState, *, answered: bool = False) -> bool:
         """Send the state's panel unless this socket showed a newer state, or this very panel, last,
@@ -252,7 +252,3 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         owner = shopper_of(self.scope.pop("session", None))
         order = order_for_owner(biz=self.biz, owner=owner)
         return None if order is None else panel_state(order)
-
-    @database_sync_to_async
-    def _read(self) -> PanelState:
-        return panel_state(order_with_payment(biz=self.biz))

@@ -2,9 +2,11 @@
 
 Each server process keeps the sockets it serves in a watchlist, and every WATCH_INTERVAL seconds
 asks the database, in one query for all of them, which of their orders changed status since the
-socket last sent a panel. Those sockets read their order again and re-render (a state older than
-the one a socket showed is ignored, as a push's would be). A dropped push therefore shows within one
-interval, and the cost is one small query per process per interval, not one poll per page.
+socket last sent a panel. Those orders' states are read in one more query, and their sockets render
+them (a state older than the one a socket showed is ignored, as a push's would be). A dropped push
+therefore shows within one interval, and the cost is one small query per process per interval, not
+one poll per page; nor one read per socket when many pushes were lost at once (a Redis outage, an
+overloaded process), which queued behind the sockets' handshakes for longer than the interval.
 """
 
 import asyncio
@@ -14,6 +16,7 @@ from typing import Protocol
 from django.conf import settings
 
 from checkout.models import Order
+from checkout.panels import PanelState, panel_state
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ class Watcher(Protocol):
     biz: str
     sent_status: str | None
 
-    async def send_panel(self) -> bool: ...
+    async def catch_up(self, state: PanelState) -> bool: ...
 
 
 class Watchlist:
@@ -45,18 +48,28 @@ class Watchlist:
                 del self.sockets[socket.biz]
 
     async def sweep(self) -> int:
-        """Re-send to every socket whose order's status differs from what it showed; return how many."""
+        """Show every socket whose order's status differs from what it showed the order as it is
+        now; return how many. Per CHUNK watched orders: one query for their statuses and, when
+        some changed, one for those orders' states."""
         bizs = list(self.sockets)
-        stale: list[Watcher] = []
+        stale: list[tuple[Watcher, PanelState]] = []
         for start in range(0, len(bizs), CHUNK):
             chunk = bizs[start : start + CHUNK]
+            behind: dict[str, list[Watcher]] = {}
             rows = Order.objects.filter(biz__in=chunk).values_list("biz", "status")
             async for biz, status in rows:
-                stale += [s for s in self.sockets.get(biz, ()) if s.sent_status != status]
-        for socket in stale:
-            # A socket that closed while the query ran is gone from the list: nothing to send to.
+                sockets = [s for s in self.sockets.get(biz, ()) if s.sent_status != status]
+                if sockets:
+                    behind[biz] = sockets
+            if behind:
+                changed = Order.objects.filter(biz__in=behind).select_related("product", "payment")
+                async for order in changed:
+                    state = panel_state(order)
+                    stale += [(socket, state) for socket in behind[order.biz]]
+        for socket, state in stale:
+            # A socket that closed while the queries ran is gone from the list: nothing to send to.
             if socket in self.sockets.get(socket.biz, ()):
-                await socket.send_panel()
+                await socket.catch_up(state)
         return len(stale)
 
     async def _run(self) -> None:
