@@ -24,6 +24,10 @@ RESULT_PUSH_SECONDS = Histogram(
     "From a payment result applied to the database to the new panel sent on a shopper's socket.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+PUSH_FAILURES = Counter(
+    "checkout_push_failures",
+    "Pushes to an order's sockets that failed or ran out of time (the watchlist catches them up).",
+)
 OPEN_SOCKETS = Gauge("checkout_open_sockets", "Status sockets open in this process.")
 
 # Upper bounds, in seconds, of the age buckets of pending payments (cumulative, like `le`).

@@ -17,10 +17,39 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from checkout.metrics import PUSH_FAILURES
 from checkout.panels import PanelState
 from shop.loop import hand_over
 
 logger = logging.getLogger(__name__)
+
+# Seconds between two lines of the log about failed pushes. While Redis is away every result's
+# push fails, and so do pushes that waited past PUSH_TIMEOUT in a process far behind: a line for
+# each would bury the log. The counter `checkout_push_failures_total` counts every one.
+FAILURE_LOG_EVERY = 10.0
+
+
+class FailureLog:
+    """The first failed push logged, then at most one line per FAILURE_LOG_EVERY, which says how
+    many failed since the line before it."""
+
+    def __init__(self) -> None:
+        self.quiet_until = 0.0
+        self.unlogged = 0
+
+    def failed(self, biz: str, error: BaseException) -> None:
+        PUSH_FAILURES.inc()
+        now = time.monotonic()
+        if now < self.quiet_until:
+            self.unlogged += 1
+            return
+        more = f" more_since_last_line={self.unlogged}" if self.unlogged else ""
+        logger.warning("push failed biz=%s error=%r%s", biz, error, more)
+        self.quiet_until = now + FAILURE_LOG_EVERY
+        self.unlogged = 0
+
+
+failures = FailureLog()
 
 
 def order_group(biz: str) -> str:
@@ -43,7 +72,7 @@ async def push_order_changed(state: PanelState, *, pressed_in: str | None = None
         async with asyncio.timeout(settings.PUSH_TIMEOUT):
             await layer.group_send(order_group(state["biz"]), message)
     except Exception as error:  # TimeoutError included: the result is committed either way
-        logger.warning("push failed biz=%s error=%r", state["biz"], error)
+        failures.failed(state["biz"], error)
 
 
 # Pushes handed to the event loop and not waited for, kept until done: the loop itself keeps only

@@ -1,10 +1,16 @@
 """What a push carries: the order's state, in primitives, from which any socket renders the panel
-the order itself renders, with no query."""
+the order itself renders, with no query; and what a push that fails leaves behind."""
+
+import asyncio
+import logging
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
+from prometheus_client import REGISTRY
 
+from checkout import push
 from checkout.models import Order, OrderStatus
 from checkout.panels import panel_order, panel_render, panel_state
 from checkout.selectors import order_with_payment
@@ -63,3 +69,38 @@ def test_the_message_comes_through_the_redis_layers_msgpack_unchanged(payment):
     }
     layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379/0"])  # never connects here
     assert layer.deserialize(layer.serialize(message)) == message
+
+
+class LayerAway:
+    """A channel layer whose store is unreachable, as a Redis outage leaves it."""
+
+    async def group_send(self, group, message):
+        raise ConnectionError("Connection refused")
+
+
+def push_failures() -> float:
+    return REGISTRY.get_sample_value("checkout_push_failures_total") or 0.0
+
+
+async def test_failed_pushes_are_each_counted_and_logged_once_per_interval(monkeypatch, caplog):
+    """While the layer is away every push fails: each is counted, but the log gets the first and
+    then one line per interval, which says how many failed since the line before."""
+    monkeypatch.setattr(push, "get_channel_layer", LayerAway)
+    monkeypatch.setattr(push, "failures", push.FailureLog())
+    monkeypatch.setattr(push, "FAILURE_LOG_EVERY", 0.3)
+    state = await sync_to_async(panel_state)(await sync_to_async(saved_order)(OrderStatus.PAID))
+    counted = push_failures()
+    caplog.set_level(logging.WARNING, logger="checkout.push")
+
+    for _ in range(5):
+        await push.push_order_changed(state)  # never raises: the result is committed anyway
+    assert push_failures() == counted + 5
+    assert [r.getMessage() for r in caplog.records] == [
+        f"push failed biz={state['biz']} error=ConnectionError('Connection refused')"
+    ]
+
+    await asyncio.sleep(0.35)
+    await push.push_order_changed(state)
+    assert push_failures() == counted + 6
+    assert caplog.records[-1].getMessage().endswith("more_since_last_line=4")
+    assert len(caplog.records) == 2
