@@ -99,6 +99,23 @@ def cpu_clock() -> dict[str, float]:
     return {"total": sum(times), "steal": getattr(times, "steal", 0.0)}
 
 
+def loop_seconds() -> float:
+    """Seconds of this process's CPU for a fixed loop of pure Python (`sum(range(10**7))`), the
+    least of three: how fast the machine runs Python at that moment. Steal does not show every
+    slowdown of a shared machine: one read 0.22 s when its session began and 0.39-0.42 s during
+    and after a run an hour later, steal 0.1% (bench/profile_notes.md, twenty-first pass)."""
+    times = []
+    for _ in range(3):
+        start = time.process_time()
+        sum(range(10**7))
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def _loop(seconds: float | None) -> str:
+    return "not recorded" if seconds is None else f"{seconds:.2f} s"
+
+
 def _stolen(start: dict | None, end: dict | None) -> str:
     if not start or not end or end["total"] <= start["total"]:
         return "not recorded"
@@ -118,6 +135,7 @@ def environment(database_url: str, redis_url: str, sizes) -> dict:
         "commit": _git(),
         "load_end": list(os.getloadavg()),
         "cpu_end": cpu_clock(),
+        "loop_end": loop_seconds(),
         "sizes": dataclasses.asdict(sizes),
     }
 
@@ -576,7 +594,10 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
         f"(the harness, from the first server started to this file written)",
         f"- Load average (1, 5, 15 min) at the start: {_loads(results.get('load_start'))}; "
         f"at the end: {_loads(env.get('load_end'))}; CPU time the host gave other guests "
-        f"meanwhile (steal): {_stolen(results.get('cpu_start'), env.get('cpu_end'))}",
+        f"meanwhile (steal): {_stolen(results.get('cpu_start'), env.get('cpu_end'))}; "
+        f"CPU for a fixed loop of Python (`sum(range(10**7))`, least of three) at the start: "
+        f"{_loop(results.get('loop_start'))}, at the end: {_loop(env.get('loop_end'))} (a "
+        "machine that slowed meanwhile reads longer at the end)",
         f"- Machine: {env['machine']}; a shared machine (the load averages above show how busy "
         "it was), so compare ratios within this run, not absolute figures across runs (the "
         "machine's speed below tells how fast this one was)",

@@ -461,6 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
         # Other work shares the machine; its load is part of what the figures mean.
         "load_start": list(os.getloadavg()),
         "cpu_start": report.cpu_clock(),
+        "loop_start": report.loop_seconds(),
     }
     for part in args.only:
         print(f"bench: {part} ...", flush=True)

@@ -45,6 +45,8 @@ def test_the_report_has_every_section_and_its_charts(quick):
         assert heading in text
     assert "CPUs (" in text and "Reproduce:" in text
     assert re.search(r"meanwhile \(steal\): \d+\.\d%", text)  # how busy the host was
+    # and how fast it ran Python, before and after
+    assert re.search(r"least of three\) at the start: \d+\.\d\d s, at the end: \d+\.\d\d s", text)
     for chart in ("checkout.png", "push.png", "waiting.png"):
         assert (tmp / "charts" / chart).read_bytes().startswith(b"\x89PNG")
 
