@@ -121,3 +121,44 @@ def failing_proxy(target: str) -> Iterator[tuple[str, FailingProxy]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def closing_kept_alive(status: int, body: bytes) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Answer the first request on each connection with `status` and keep the connection alive;
+    close it, unanswered, when a second request comes on it: as a server whose idle timeout closes
+    a kept-alive connection just as the client sends on it. Yields the base URL and, for every
+    request that came, its path and Idempotency-Key header ("" without one)."""
+    came: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = (
+            "HTTP/1.1"  # keep-alive: one handler per connection, its requests in turn
+        )
+        served = 0
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            came.append((self.path, self.headers.get("Idempotency-Key", "")))
+            self.served += 1
+            if self.served > 1:
+                self.close_connection = True  # closed under the request: no answer
+                return
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", came
+    finally:
+        server.shutdown()
+        server.server_close()

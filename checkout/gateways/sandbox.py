@@ -75,7 +75,11 @@ class SandboxGateway:
         }
         # The order's id is the idempotency key: a double click or a retry is the same payment.
         data = await self._call(
-            "POST", "v1/payments", body=body, headers={"Idempotency-Key": request.biz}
+            "POST",
+            "v1/payments",
+            body=body,
+            headers={"Idempotency-Key": request.biz},
+            idempotent=True,
         )
         return _payment(data)
 
@@ -110,21 +114,24 @@ class SandboxGateway:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
     ) -> Any:
-        try:
-            async with _session().request(
-                method,
-                settings.PAYMENT_GATEWAY_URL + path,
-                json=body,
-                params=params,
-                headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}", **(headers or {})},
-                timeout=aiohttp.ClientTimeout(total=settings.PAYMENT_GATEWAY_TIMEOUT),
-                allow_redirects=False,
-                proxy=settings.PAYMENT_GATEWAY_PROXY,
-            ) as response:
-                status, content = response.status, await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise GatewayError(f"{method} {path}: {type(error).__name__}: {error}") from error
+        """One request; sent a second time if its connection was lost and it is `idempotent`.
+
+        A connection kept alive from an earlier request can be closed by the payment system (its
+        idle timeout) just as a request goes out on it: aiohttp sends such a request again by
+        itself when its method is idempotent (GET), and a POST with an idempotency key is too.
+        Unretried, two Pays in a benchmark run failed so, at the moment the sandbox's uvicorn
+        closed the connections idle for its 5 s."""
+        for last in (not idempotent, True):
+            try:
+                status, content = await _send(method, path, body, params, headers or {})
+                break
+            except (aiohttp.ClientError, TimeoutError) as error:
+                if last or not _connection_lost(error):
+                    raise GatewayError(
+                        f"{method} {path}: {type(error).__name__}: {error}"
+                    ) from error
         if status == 404 and missing_ok:
             return None
         if not (200 <= status < 300 or (status == 409 and conflict_ok)):
@@ -133,6 +140,30 @@ class SandboxGateway:
             return json.loads(content)
         except ValueError as error:
             raise GatewayError(f"{method} {path}: answer is not JSON") from error
+
+
+async def _send(
+    method: str, path: str, body: Any, params: Mapping[str, str] | None, headers: Mapping[str, str]
+) -> tuple[int, bytes]:
+    async with _session().request(
+        method,
+        settings.PAYMENT_GATEWAY_URL + path,
+        json=body,
+        params=params,
+        headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}", **headers},
+        timeout=aiohttp.ClientTimeout(total=settings.PAYMENT_GATEWAY_TIMEOUT),
+        allow_redirects=False,
+        proxy=settings.PAYMENT_GATEWAY_PROXY,
+    ) as response:
+        return response.status, await response.read()
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The connection closed or reset under a request, as aiohttp counts it (a connection that
+    could not be made, or a request out of time, is not)."""
+    return isinstance(
+        error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+    ) and not isinstance(error, aiohttp.ClientConnectorError)
 
 
 def _timestamp(value: int | None) -> datetime | None:
