@@ -1,10 +1,40 @@
-"""A tiny HTTP server in a thread, for a payment system that misbehaves on purpose."""
+"""Tiny HTTP servers in a thread, for a payment system (or a shop) that misbehaves on purpose."""
 
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler that answers JSON and logs nothing."""
+
+    def answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def serving(
+    handler: type[BaseHTTPRequestHandler], server_class=ThreadingHTTPServer
+) -> Iterator[str]:
+    """Serve `handler` on a free port, in a thread; yields the base URL (no trailing slash)."""
+    server = server_class(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager
@@ -22,37 +52,23 @@ def answering(
     so a test can act while the caller is waiting for this answer.
     """
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def _answer(self) -> None:
             if arrived is not None:
                 arrived.set()
             if release is not None:
                 release.wait(30)
             time.sleep(delay)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, body)
 
         do_GET = do_POST = _answer
-
-        def log_message(self, *args) -> None:
-            pass
 
     class Server(ThreadingHTTPServer):
         def handle_error(self, request, client_address) -> None:
             pass  # a client that gave up on a slow answer is the point of the test
 
-    server = Server(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler, Server) as url:
+        yield url + "/"
 
 
 class FailingProxy:
@@ -88,7 +104,7 @@ def failing_proxy(target: str) -> Iterator[tuple[str, FailingProxy]]:
 
     proxy = FailingProxy(target)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if proxy._take_failure():
@@ -103,24 +119,10 @@ def failing_proxy(target: str) -> Iterator[tuple[str, FailingProxy]]:
                         status, answer = response.status, response.read()
                 except urllib.error.HTTPError as error:
                     status, answer = error.code, error.read()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            self.answer(status, answer)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", proxy
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, proxy
 
 
 @contextmanager
@@ -131,10 +133,9 @@ def closing_kept_alive(status: int, body: bytes) -> Iterator[tuple[str, list[tup
     request that came, its path and Idempotency-Key header ("" without one)."""
     came: list[tuple[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = (
-            "HTTP/1.1"  # keep-alive: one handler per connection, its requests in turn
-        )
+    class Handler(JsonHandler):
+        # Keep-alive: one handler per connection, serving its requests in turn.
+        protocol_version = "HTTP/1.1"
         served = 0
 
         def do_POST(self) -> None:
@@ -144,21 +145,7 @@ def closing_kept_alive(status: int, body: bytes) -> Iterator[tuple[str, list[tup
             if self.served > 1:
                 self.close_connection = True  # closed under the request: no answer
                 return
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, body)
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", came
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url + "/", came
