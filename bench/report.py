@@ -102,8 +102,8 @@ def cpu_clock() -> dict[str, float]:
 def loop_seconds() -> float:
     """Seconds of this process's CPU for a fixed loop of pure Python (`sum(range(10**7))`), the
     least of three: how fast the machine runs Python at that moment. Steal does not show every
-    slowdown of a shared machine: one read 0.22 s when its session began and 0.39-0.42 s during
-    and after a run an hour later, steal 0.1% (bench/profile_notes.md, twenty-first pass)."""
+    slowdown of a shared machine: one read 0.22 s when a session began and 0.38-0.43 s for most of
+    the hours after, idle or loaded, steal 0.1% (bench/profile_notes.md, twenty-first pass)."""
     times = []
     for _ in range(3):
         start = time.process_time()
