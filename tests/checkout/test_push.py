@@ -1,7 +1,6 @@
 """What a push carries: the order's state, in primitives, from which any socket renders the panel
 the order itself renders, with no query; and what a push that fails leaves behind."""
 
-import asyncio
 import logging
 
 import pytest
@@ -77,6 +76,19 @@ class LayerAway:
         raise ConnectionError("Connection refused")
 
 
+class Clock:
+    """The push module's `time`, standing still until the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_795_000_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+
 def push_failures() -> float:
     return REGISTRY.get_sample_value("checkout_push_failures_total") or 0.0
 
@@ -86,7 +98,8 @@ async def test_failed_pushes_are_each_counted_and_logged_once_per_interval(monke
     then one line per interval, which says how many failed since the line before."""
     monkeypatch.setattr(push, "get_channel_layer", LayerAway)
     monkeypatch.setattr(push, "failures", push.FailureLog())
-    monkeypatch.setattr(push, "FAILURE_LOG_EVERY", 0.3)
+    clock = Clock()
+    monkeypatch.setattr(push, "time", clock)
     # No order in the database: an async test's queries would run outside its transaction.
     state = PanelState(
         biz="0123456789abcdef0123456789abcdef",
@@ -107,8 +120,11 @@ async def test_failed_pushes_are_each_counted_and_logged_once_per_interval(monke
         f"push failed biz={state['biz']} error=ConnectionError('Connection refused')"
     ]
 
-    await asyncio.sleep(0.35)
+    clock.now += push.FAILURE_LOG_EVERY - 0.1
     await push.push_order_changed(state)
-    assert push_failures() == counted + 6
-    assert caplog.records[-1].getMessage().endswith("more_since_last_line=4")
+    assert len(caplog.records) == 1
+    clock.now += 0.1
+    await push.push_order_changed(state)
+    assert push_failures() == counted + 7
+    assert caplog.records[-1].getMessage().endswith("more_since_last_line=5")
     assert len(caplog.records) == 2
