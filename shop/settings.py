@@ -224,7 +224,8 @@ SANDBOX_NOTIFY_SECRETS_OLD = env_list("SANDBOX_NOTIFY_SECRETS_OLD")
 # An HTTP proxy the calls to the payment system go through (http://[user:password@]host:port);
 # none by default. HTTP_PROXY and HTTPS_PROXY are not read.
 PAYMENT_GATEWAY_PROXY = os.environ.get("PAYMENT_GATEWAY_PROXY") or None
-# How long the shop waits for the payment system when it starts or queries a payment.
+# How long the shop waits for the payment system when it starts or queries a payment (a start
+# sent again on a new connection included: checkout.gateways.sandbox).
 PAYMENT_GATEWAY_TIMEOUT = float(os.environ.get("PAYMENT_GATEWAY_TIMEOUT", "10"))
 ORDER_PAYMENT_TTL = int(os.environ.get("ORDER_PAYMENT_TTL", "900"))
 # Multiplies the sandbox's retry schedule (15 s, 15 s, 30 s, 3 min, ...); tests make it tiny.

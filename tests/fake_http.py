@@ -21,12 +21,15 @@ class JsonHandler(BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up on a slow answer is the point of the tests
+
+
 @contextmanager
-def serving(
-    handler: type[BaseHTTPRequestHandler], server_class=ThreadingHTTPServer
-) -> Iterator[str]:
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve `handler` on a free port, in a thread; yields the base URL (no trailing slash)."""
-    server = server_class(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -63,11 +66,7 @@ def answering(
 
         do_GET = do_POST = _answer
 
-    class Server(ThreadingHTTPServer):
-        def handle_error(self, request, client_address) -> None:
-            pass  # a client that gave up on a slow answer is the point of the test
-
-    with serving(Handler, Server) as url:
+    with serving(Handler) as url:
         yield url + "/"
 
 
@@ -126,11 +125,16 @@ def failing_proxy(target: str) -> Iterator[tuple[str, FailingProxy]]:
 
 
 @contextmanager
-def closing_kept_alive(status: int, body: bytes) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+def closing_kept_alive(
+    status: int, body: bytes, *, hold: float = 0.0, later_answers_after: float = 0.0
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """Answer the first request on each connection with `status` and keep the connection alive;
     close it, unanswered, when a second request comes on it: as a server whose idle timeout closes
     a kept-alive connection just as the client sends on it. Yields the base URL and, for every
-    request that came, its path and Idempotency-Key header ("" without one)."""
+    request that came, its path and Idempotency-Key header ("" without one).
+
+    `hold`: seconds such a request waits before its connection is closed; `later_answers_after`:
+    seconds every answer but the very first waits."""
     came: list[tuple[str, str]] = []
 
     class Handler(JsonHandler):
@@ -143,8 +147,11 @@ def closing_kept_alive(status: int, body: bytes) -> Iterator[tuple[str, list[tup
             came.append((self.path, self.headers.get("Idempotency-Key", "")))
             self.served += 1
             if self.served > 1:
+                time.sleep(hold)
                 self.close_connection = True  # closed under the request: no answer
                 return
+            if len(came) > 1:
+                time.sleep(later_answers_after)
             self.answer(status, body)
 
     with serving(Handler) as url:

@@ -122,13 +122,16 @@ class SandboxGateway:
         idle timeout) just as a request goes out on it: aiohttp sends such a request again by
         itself when its method is idempotent (GET), and a POST with an idempotency key is too.
         Unretried, two Pays in a benchmark run failed so, at the moment the sandbox's uvicorn
-        closed the connections idle for its 5 s."""
+        closed the connections idle for its 5 s. Both tries together take at most
+        PAYMENT_GATEWAY_TIMEOUT."""
+        deadline = time.monotonic() + settings.PAYMENT_GATEWAY_TIMEOUT
         for last in (not idempotent, True):
             try:
-                status, content = await _send(method, path, body, params, headers or {})
+                left = deadline - time.monotonic()
+                status, content = await _send(method, path, body, params, headers or {}, left)
                 break
             except (aiohttp.ClientError, TimeoutError) as error:
-                if last or not _connection_lost(error):
+                if last or not _connection_lost(error) or time.monotonic() >= deadline:
                     raise GatewayError(
                         f"{method} {path}: {type(error).__name__}: {error}"
                     ) from error
@@ -143,7 +146,12 @@ class SandboxGateway:
 
 
 async def _send(
-    method: str, path: str, body: Any, params: Mapping[str, str] | None, headers: Mapping[str, str]
+    method: str,
+    path: str,
+    body: Any,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str],
+    seconds: float,
 ) -> tuple[int, bytes]:
     async with _session().request(
         method,
@@ -151,7 +159,7 @@ async def _send(
         json=body,
         params=params,
         headers={"Authorization": f"Bearer {settings.SANDBOX_API_KEY}", **headers},
-        timeout=aiohttp.ClientTimeout(total=settings.PAYMENT_GATEWAY_TIMEOUT),
+        timeout=aiohttp.ClientTimeout(total=seconds),
         allow_redirects=False,
         proxy=settings.PAYMENT_GATEWAY_PROXY,
     ) as response:

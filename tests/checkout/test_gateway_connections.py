@@ -62,3 +62,17 @@ async def test_a_request_without_an_idempotency_key_is_not_sent_again(closing):
     with pytest.raises(GatewayError, match="ServerDisconnectedError|ClientOSError"):
         await gateway.close(payment_id=PAY_ID)
     assert closing == [("/v1/payments", BIZ), (f"/v1/payments/{PAY_ID}/close", "")]
+
+
+async def test_the_second_try_has_only_what_is_left_of_the_time_limit(settings):
+    """A Pay whose connection was held most of PAYMENT_GATEWAY_TIMEOUT before it closed gets only
+    the rest for its second try: the shopper hears within the limit, not up to twice as late."""
+    settings.PAYMENT_GATEWAY_TIMEOUT = 1.0
+    slow = fake_http.closing_kept_alive(201, STARTED, hold=0.7, later_answers_after=0.6)
+    with slow as (url, came):
+        settings.PAYMENT_GATEWAY_URL = url
+        gateway = SandboxGateway()
+        await gateway.start(pay_request())
+        with pytest.raises(GatewayError, match="TimeoutError"):
+            await gateway.start(pay_request())  # 0.3 s left for an answer that takes 0.6
+    assert len(came) == 3  # it was sent again, and ran out of time
