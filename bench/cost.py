@@ -45,6 +45,7 @@ from bench.asgi_request import asgi_request  # noqa: E402
 from bench.cpu import Cost  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.panels import PanelState, panel_state  # noqa: E402
+from checkout.selectors import orders_with_payment  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402
 from shop.asgi import application  # noqa: E402
 
@@ -54,8 +55,7 @@ WARM = 20
 def paid_states(bizs: list[str]) -> dict[str, PanelState]:
     """Mark the orders paid, as a result would (one version more); their states, as pushed."""
     Order.objects.filter(biz__in=bizs).update(status="paid", version=F("version") + 1)
-    orders = Order.objects.select_related("product", "payment").filter(biz__in=bizs)
-    return {order.biz: panel_state(order) for order in orders}
+    return {order.biz: panel_state(order) for order in orders_with_payment(bizs)}
 
 
 POSTGRES = servers.postgres_pid(os.environ["DATABASE_URL"])

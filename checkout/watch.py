@@ -17,6 +17,7 @@ from django.conf import settings
 
 from checkout.models import Order
 from checkout.panels import PanelState, panel_state
+from checkout.selectors import orders_with_payment
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ class Watchlist:
                 if sockets:
                     behind[biz] = sockets
             if behind:
-                changed = Order.objects.filter(biz__in=behind).select_related("product", "payment")
-                async for order in changed:
+                async for order in orders_with_payment(behind):
                     state = panel_state(order)
                     stale += [(socket, state) for socket in behind[order.biz]]
         for socket, state in stale:
