@@ -251,16 +251,22 @@ def _ratio_ceiling(shoppers: int) -> float:
 
 
 def _cpu_bound(callback: dict, sync: dict, cpus: int) -> str:
-    """Why a ratio the ceilings allow was missed, when the machine's CPU is why: the checkouts a
-    second its cores can give at the CPU per checkout this cell measured (every process: shop,
-    payment system, PostgreSQL, load generator), against 50x; "" where they would allow 50x."""
+    """Why a ratio the ceilings allow was missed: the checkouts a second the machine's cores can
+    give at the CPU per checkout this cell measured (every process: shop, payment system,
+    PostgreSQL, load generator), against 50x; where they would allow 50x, how busy they were."""
     spent = callback.get("cpu_ms", {}).get("all")
     if not spent or not sync["per_second"]:
         return ""
     most = cpus * 1000 / spent
     ratio = most / sync["per_second"]
     if ratio >= 50:
-        return ""
+        busy = _cores_busy(callback, cpus)
+        if not busy:
+            return ""
+        return (
+            f"{busy}, which at {spent:.1f} ms a checkout (every process) serve at most "
+            f"{most:.1f}/s, {ratio:.1f}x"
+        )
     return (
         f"**no**: the machine's CPU, {cpus} cores at {spent:.1f} ms a checkout (every process), "
         f"serves at most {most:.1f}/s, {ratio:.1f}x; 50x needs {spent * ratio / 50:.1f} ms or less"

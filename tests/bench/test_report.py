@@ -53,8 +53,15 @@ def test_a_miss_the_ceilings_allow_says_when_the_machines_cpu_is_why():
         "most 78.7/s, 49.2x; 50x needs 25.0 ms or less"
     )
     assert verdicts["callback Pay p99 < 50 ms, 1000 shoppers"] == "**no**: 1.87 of the 2 cores busy"
-    # Cores that would allow 50x at that CPU: the miss is a plain one.
+    # Cores that would allow 50x at that CPU: the miss says how busy they were.
     callback["cpu_ms"] = {"all": 20.0}
+    verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
+    assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] == (
+        "**no**: 1.87 of the 2 cores busy, which at 20.0 ms a checkout (every process) serve at "
+        "most 100.0/s, 62.5x"
+    )
+    # Without the cores' figure, a plain miss.
+    del callback["cores"]
     verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
     assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] is False
 
