@@ -277,6 +277,12 @@ METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 # `manage.py serve` closes a connection whose request's headers are not all in this many seconds
 # after it opened or the request began (0: no limit; uvicorn has none).
 HTTP_HEADER_TIMEOUT = float(os.environ.get("HTTP_HEADER_TIMEOUT", "20"))
+# Seconds `manage.py serve` keeps an idle kept-alive connection open for the client's next request
+# (uvicorn's default: 5). A request sent on a connection just as the server closes it fails, and a
+# client's library does not send a POST again: a notification then waits for the payment system's
+# retry. Longer than clients' pools keep theirs (the sandbox's 15 s; nginx's keepalive_timeout is
+# 75 s), the client closes first.
+HTTP_KEEP_ALIVE_TIMEOUT = int(os.environ.get("HTTP_KEEP_ALIVE_TIMEOUT", "75"))
 
 # The status stream: the largest message a browser may send (it has nothing to say), and how many
 # sockets one client address may hold open per server process (0: no limit).

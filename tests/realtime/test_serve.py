@@ -2,8 +2,9 @@
 
 What the README promises of it: the background loops run from boot, a stop closes every socket with
 1012 so pages reconnect, X-Forwarded-* is trusted only with PROXY_HEADERS and only from
-FORWARDED_ALLOW_IPS, HTTPS redirects, every request is on the access log, and a request's headers
-have HTTP_HEADER_TIMEOUT seconds to arrive.
+FORWARDED_ALLOW_IPS, HTTPS redirects, every request is on the access log, a request's headers
+have HTTP_HEADER_TIMEOUT seconds to arrive, and an idle kept-alive connection stays open for
+HTTP_KEEP_ALIVE_TIMEOUT seconds.
 """
 
 import asyncio
@@ -201,6 +202,35 @@ async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
         return False
 
 
+async def answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> bytes:
+    """Send `request` on a kept-alive connection and read its whole answer: its status line."""
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])
+    await reader.readexactly(length)
+    return head.partition(b"\r\n")[0]
+
+
+async def test_an_idle_kept_alive_connection_stays_open_longer_than_the_clients_pools(shops):
+    """uvicorn closes an idle kept-alive connection after 5 s, before the clients' pools let go of
+    theirs (the sandbox's aiohttp keeps them 15 s): a notification sent on one just as it closed
+    failed, and waited for the payment system's retry. It stays open HTTP_KEEP_ALIVE_TIMEOUT
+    seconds (75), and is closed then."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", shops.start("plain").port)
+    assert await answer(reader, writer, request) == b"HTTP/1.1 200 OK"
+    await asyncio.sleep(6)  # idle past uvicorn's own time
+    assert await answer(reader, writer, request) == b"HTTP/1.1 200 OK"
+    writer.close()
+
+    short = shops.start("short", HTTP_KEEP_ALIVE_TIMEOUT="1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", short.port)
+    assert await answer(reader, writer, request) == b"HTTP/1.1 200 OK"
+    assert await closed_by_server(reader, within=3)
+
+
 async def test_a_request_whose_headers_do_not_come_in_time_has_its_connection_closed(shops):
     """uvicorn gives a request's headers all the time in the world, so a client that opens
     connections and sends nothing, or a byte now and then (slowloris), holds them and their file
@@ -217,11 +247,8 @@ async def test_a_request_whose_headers_do_not_come_in_time_has_its_connection_cl
     kept_reader, kept = await asyncio.open_connection("127.0.0.1", server.port)
     request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
-    kept.write(request + b"\r\n")  # one whole request, answered; then the next one's first line
-    answer = await asyncio.wait_for(kept_reader.readuntil(b"\r\n\r\n"), 5)
-    assert answer.startswith(b"HTTP/1.1 200 ")
-    length = int(re.search(rb"content-length: (\d+)", answer, re.IGNORECASE)[1])
-    await kept_reader.readexactly(length)
+    # One whole request, answered; then the next one's first line.
+    assert await answer(kept_reader, kept, request + b"\r\n") == b"HTTP/1.1 200 OK"
     kept.write(request)
 
     async def trickle() -> None:

@@ -43,6 +43,7 @@ def uvicorn_config(*, workers: int = 1) -> uvicorn.Config:
         # uvicorn trusts X-Forwarded-* from 127.0.0.1 unless told not to; only behind a proxy.
         proxy_headers=settings.PROXY_HEADERS,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
+        timeout_keep_alive=settings.HTTP_KEEP_ALIVE_TIMEOUT,
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
         # Logging is Django's LOGGING (shop/settings.py), access log included.
         log_config=None,
