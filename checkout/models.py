@@ -1,12 +1,16 @@
 """What the shop knows: products, orders, the payments started for them, and every notification."""
 
 import secrets
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.urls import reverse
 
 from shop import sql
+
+if TYPE_CHECKING:
+    from checkout.gateways.base import GatewayPayment
 
 
 def new_biz() -> str:
@@ -109,6 +113,17 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return self.payment_id
+
+    @classmethod
+    def reported(cls, order: Order, payment: "GatewayPayment") -> "Payment":
+        """A new row, not saved, for the payment as the payment system reported it."""
+        return cls(
+            order=order,
+            payment_id=payment.payment_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            cashier_url=payment.cashier_url,
+        )
 
 
 class Notification(models.Model):

@@ -107,13 +107,7 @@ def payment_record(*, payment: GatewayPayment) -> tuple[Order, bool]:
         # Payments are created only under their order's lock, so the one the lock read is current.
         row = order.payment_or_none
         if row is None:
-            row = Payment(
-                order=order,
-                payment_id=payment.payment_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                cashier_url=payment.cashier_url,
-            )
+            row = Payment.reported(order, payment)
             sql.insert(row)
         elif not row.cashier_url:
             row.cashier_url = payment.cashier_url

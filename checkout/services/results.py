@@ -101,13 +101,7 @@ def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
     """Record what the payment system said; return a problem that must stop the order changing."""
     row = order.payment_or_none
     if row is None:
-        row = Payment(
-            order=order,
-            payment_id=payment.payment_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            cashier_url=payment.cashier_url,
-        )
+        row = Payment.reported(order, payment)
     elif row.payment_id != payment.payment_id:
         return Flag.Kind.FOREIGN_PAYMENT
     # A payment only leaves pending, and succeeded is final, whatever order deliveries come in.
