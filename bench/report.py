@@ -273,6 +273,16 @@ def _cpu_bound(callback: dict, sync: dict, cpus: int) -> str:
     )
 
 
+def _latency(seconds: float) -> str:
+    """How fast the payment system's API answered (SANDBOX_API_LATENCY), ending a sentence."""
+    if not seconds:
+        return ", its API answering in a few ms on loopback."
+    return (
+        f", its API answering each call {seconds * 1000:g} ms late, as a real payment system's "
+        "across the internet (`SANDBOX_API_LATENCY`)."
+    )
+
+
 def _cores_busy(callback: dict, cpus: int) -> str | bool:
     """A missed Pay p99, with how busy the cores were: on a fast machine it held while they had
     room (section 5, twelfth pass), on a slower one not always (seventeenth pass)."""
@@ -654,7 +664,8 @@ def write(results: dict, *, out: Path, charts: Path, argv=()) -> None:
             f"sandbox's table, one query for all of them every 50 ms. **callback**: "
             f"`POST /orders/<biz>/pay/` under {ours} (`uvicorn xN`: N processes on one port, their "
             f"sockets' pushes shared through Redis) answers the pending panel; the result comes by "
-            f"notification and socket. The sandbox runs as its own uvicorn process.",
+            f"notification and socket. The sandbox runs as its own uvicorn process"
+            + _latency(s.get("payment_latency", 0.0)),
             "",
             f"Shoppers arrive spread over {s['checkout_ramp_seconds']} s; after "
             f"{s['checkout_warmup_seconds']} s more of warm-up, {s['checkout_runs']} consecutive "

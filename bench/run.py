@@ -62,7 +62,13 @@ class Bench:
         return server
 
     def sandbox(self):
-        return self.start(servers.sandbox(database_url=self.database_url, tmp_dir=self.tmp_dir))
+        return self.start(
+            servers.sandbox(
+                database_url=self.database_url,
+                tmp_dir=self.tmp_dir,
+                latency=self.sizes.payment_latency,
+            )
+        )
 
     def shop(
         self,

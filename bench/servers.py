@@ -78,12 +78,17 @@ def server(
     )
 
 
-def sandbox(*, database_url: str, tmp_dir) -> ShopServer:
+def sandbox(*, database_url: str, tmp_dir, latency: float = 0.0) -> ShopServer:
+    """The payment system, its API answering each call `latency` seconds later."""
     return server(
         "uvicorn",
         database_url=database_url,
         tmp_dir=tmp_dir,
-        env={"SANDBOX_ENABLED": "1", "SANDBOX_RETRY_SCALE": "0.01"},
+        env={
+            "SANDBOX_ENABLED": "1",
+            "SANDBOX_RETRY_SCALE": "0.01",
+            "SANDBOX_API_LATENCY": str(latency),
+        },
         name="sandbox",
     )
 

@@ -15,6 +15,9 @@ class Sizes:
     checkout_warmup_seconds: float = 3.0
     checkout_window_seconds: float = 5.0
     checkout_runs: int = 3
+    # Seconds the payment system's API takes to answer each call (SANDBOX_API_LATENCY): 0 is the
+    # sandbox on loopback, a few ms; a real one's is 0.1-0.5 s.
+    payment_latency: float = 0.0
     # 2. and 3. push latency and memory per socket.
     push_servers: tuple[str, ...] = ("daphne", "uvicorn")
     push_layers: tuple[str, ...] = ("local", "redis")

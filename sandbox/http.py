@@ -1,5 +1,6 @@
 """What every API view shares: Bearer authentication, JSON errors, and no shopper middleware."""
 
+import asyncio
 import hmac
 from functools import wraps
 from typing import Any
@@ -31,7 +32,8 @@ def api_view(view: Any) -> Any:
 
     Only the merchant's server calls the API: no cookie, session, CSRF token or language, so the
     shoppers' middleware is skipped (under ASGI it moved each request to a worker thread and back
-    a dozen times). A sync view runs in one worker thread, as Django would run it.
+    a dozen times). A sync view runs in one worker thread, as Django would run it, after
+    SANDBOX_API_LATENCY seconds spent in the event loop.
     """
     run = view if iscoroutinefunction(view) else sync_to_async(view)
 
@@ -39,6 +41,8 @@ def api_view(view: Any) -> Any:
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if (refused := _refused(request)) is not None:
             return refused
+        if settings.SANDBOX_API_LATENCY > 0:
+            await asyncio.sleep(settings.SANDBOX_API_LATENCY)
         return await run(request, *args, **kwargs)
 
     return machine_endpoint(csrf_exempt(wrapper))

@@ -230,6 +230,10 @@ PAYMENT_GATEWAY_TIMEOUT = float(os.environ.get("PAYMENT_GATEWAY_TIMEOUT", "10"))
 ORDER_PAYMENT_TTL = int(os.environ.get("ORDER_PAYMENT_TTL", "900"))
 # Multiplies the sandbox's retry schedule (15 s, 15 s, 30 s, 3 min, ...); tests make it tiny.
 SANDBOX_RETRY_SCALE = float(os.environ.get("SANDBOX_RETRY_SCALE", "1"))
+# Seconds the sandbox's API waits before it answers each call (0): on loopback it answers in
+# milliseconds, a real payment system's API across the internet in 0.1-0.5 s. For benchmarks and
+# tests of the shop against a payment system that slow; the wait holds no thread.
+SANDBOX_API_LATENCY = float(os.environ.get("SANDBOX_API_LATENCY", "0"))
 
 # The reconciler runs inside the server by default (embedded mode); a scaled deployment runs
 # `manage.py reconcile` as its own process and sets RECONCILE_IN_SERVER=0.

@@ -151,6 +151,19 @@ def test_no_amount_but_a_positive_integer_is_accepted(amount: object) -> None:
         new_payment(payment_body(amount=amount))
 
 
+def test_with_a_latency_set_every_call_is_answered_that_much_later(api: Client, settings) -> None:
+    """SANDBOX_API_LATENCY makes the sandbox as slow as a real payment system across the internet,
+    for the benchmark; the answer is the same."""
+    settings.SANDBOX_API_LATENCY = 0.3
+    started = time.monotonic()
+    created = create(api)
+    between = time.monotonic()
+    found = api.get(f"/sandbox/v1/payments/{created.json()['payment_id']}")
+    ended = time.monotonic()
+    assert (created.status_code, found.status_code) == (201, 200)
+    assert between - started >= 0.3 and ended - between >= 0.3
+
+
 def test_the_same_idempotency_key_returns_the_same_payment(api: Client) -> None:
     expire_at = int(time.time()) + 900
     first = create(api, key="order-7", expire_at=expire_at)
