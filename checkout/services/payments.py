@@ -24,9 +24,9 @@ from shop.gate import without_place
 logger = logging.getLogger(__name__)
 
 
-# Seconds: far above the payment system's usual answer (about 10 ms here; the whole Pay's p99 is
-# about 0.6 s under the checkout benchmark's heaviest load).
-GIVE_BACK_AFTER = 1.0
+# Seconds: above the sandbox's answer on loopback (a few ms), below a real payment system's across
+# the internet (0.1-0.5 s), which then holds neither a connection nor a place for most of its wait.
+GIVE_BACK_AFTER = 0.1
 
 
 class PaymentNotStarted(Exception):
@@ -82,11 +82,13 @@ def payment_start(*, order: Order, pressed_in: str | None = None) -> Order:
 async def _answer(request: PaymentRequest) -> GatewayPayment:
     """The payment system's answer to a Pay. The request keeps its database connection and its
     place in the gate while it waits, unless the answer takes longer than GIVE_BACK_AFTER: then
-    it gives both back meanwhile, so that Pays waiting for a payment system that hangs (up to
-    PAYMENT_GATEWAY_TIMEOUT) neither hold the process's pool and stop every other request
-    (`shop.db`) nor fill the gate, where they go before pages (`shop.gate`). Not on every Pay:
+    it gives both back meanwhile, so that Pays waiting for a slow payment system, or one that
+    hangs (up to PAYMENT_GATEWAY_TIMEOUT), neither hold the process's pool and stop every other
+    request (`shop.db`) nor fill the gate, where they go before pages (`shop.gate`). Held for a
+    real payment system's 0.3 s, the pool's 8 connections let a process through ~27 Pays a
+    second, most of its CPU idle (bench/profile_notes.md, twenty-second pass). Not on every Pay:
     taking a connection again after the answer queues behind every request that came meanwhile,
-    and at 1,000 shoppers Pay's median went from 0.26 to 6 s (bench/profile_notes.md)."""
+    and at 1,000 shoppers Pay's median went from 0.26 to 6 s (ibid.)."""
     answer = asyncio.ensure_future(get_gateway().start(request))
     try:
         done, _ = await asyncio.wait({answer}, timeout=GIVE_BACK_AFTER)

@@ -568,8 +568,7 @@ async def test_the_gate_counts_pay_while_it_waits_unless_the_answer_is_late(
     payment system outside the gate, so that Pays held by one that hangs cannot fill it (they go
     in before pages), and takes a place again for the rest of its work. Each gives its place
     back."""
-    if late:
-        monkeypatch.setattr("checkout.services.payments.GIVE_BACK_AFTER", 0.05)
+    monkeypatch.setattr("checkout.services.payments.GIVE_BACK_AFTER", 0.05 if late else 5)
     cookies, order = await buy()
     gate = Gate(django_asgi_app, limit=1)
     arrived, release = threading.Event(), threading.Event()
