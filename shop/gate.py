@@ -15,7 +15,8 @@ per request in flight").
   their pages ahead of everyone's Pay: no checkout completed in the first seconds, and Pay's p99
   was 4-9 s; with Pays first, 16 places, 20-25% more checkouts a second for less of the shop's CPU
   each (22-23 ms against 26-34), Pay's p99 1.4-1.7 s, the pages' 9-18 s instead of 3-8 (ibid.,
-  fifteenth pass). With 32 or 64 places the order did not help: they filled with pages first.
+  fifteenth pass). With 32 or 64 places the order did not help: they filled with pages first;
+  with 8 instead of 16, Pay's p99 fell by a fifth to two fifths again (twenty-second pass).
   Pay's thread waits while the payment system is called (shop/handlers.py), so the limit also
   bounds the threads waiting for it, unless the answer is late: then the Pay gives its place back
   meanwhile (`without_place`), so that Pays held by a payment system that hangs cannot fill the

@@ -121,7 +121,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     }
 # HTTP requests inside Django at once, per process; the rest wait their turn (shop/gate.py):
 # shoppers' requests (Pay before pages), and apart from them the payment system's notifications.
-HTTP_MAX_CONCURRENT = int(os.environ.get("HTTP_MAX_CONCURRENT", "16"))
+HTTP_MAX_CONCURRENT = int(os.environ.get("HTTP_MAX_CONCURRENT", "8"))
 MACHINE_MAX_CONCURRENT = int(os.environ.get("MACHINE_MAX_CONCURRENT", "4"))
 # What each full collection of Python's cycle collector keeps is frozen, so that the next walks
 # only what came since (shop/collector.py); 0 leaves the collector as Python has it.
