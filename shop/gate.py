@@ -18,9 +18,10 @@ per request in flight").
   fifteenth pass). With 32 or 64 places the order did not help: they filled with pages first;
   with 8 instead of 16, Pay's p99 fell by a fifth to two fifths again (twenty-second pass).
   Pay's thread waits while the payment system is called (shop/handlers.py), so the limit also
-  bounds the threads waiting for it, unless the answer is late: then the Pay gives its place back
-  meanwhile (`without_place`), so that Pays held by a payment system that hangs cannot fill the
-  lane ahead of the pages, and takes one again, ahead of them, when the answer comes.
+  bounds the threads waiting for it, unless the answer is late (0.1 s): then the Pay gives its
+  place back meanwhile (`without_place`), so that Pays held by a payment system that is slow or
+  hangs cannot fill the lane ahead of the pages, and takes one again, ahead of them, when the
+  answer comes.
 - Machines: MACHINE_MAX_CONCURRENT, for the machine endpoints (`shop.middleware`) whose view runs
   in a thread: the payment system's notifications. They never wait behind shoppers, whose results
   they carry (and one held past the payment system's time limit is only delivered again), only
