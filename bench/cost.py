@@ -45,8 +45,8 @@ from bench.asgi_request import asgi_request  # noqa: E402
 from bench.cpu import Cost  # noqa: E402
 from checkout.models import Order  # noqa: E402
 from checkout.panels import PanelState, panel_state  # noqa: E402
-from checkout.selectors import orders_with_payment  # noqa: E402
 from checkout.push import push_order_changed  # noqa: E402
+from checkout.selectors import orders_with_payment  # noqa: E402
 from shop.asgi import application  # noqa: E402
 
 WARM = 20

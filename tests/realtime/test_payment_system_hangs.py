@@ -9,13 +9,15 @@ the payment system would stop the shop. A Pay gives it back once the answer is l
 
 import asyncio
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from checkout.models import OrderStatus
+from checkout.models import Order, OrderStatus
 from tests import fake_http
 from tests.checkout import factories as f
 
@@ -26,19 +28,48 @@ def cookie(session) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
-def pay(browser: httpx.AsyncClient, session, order) -> asyncio.Task:
-    """The shopper's Pay, pressed in the order's page (htmx), left running."""
-    csrf = "a" * 32
-    return asyncio.create_task(
-        browser.post(
-            f"/orders/{order.biz}/pay/",
-            headers={
-                "Cookie": f"{cookie(session)}; csrftoken={csrf}",
-                "X-CSRFToken": csrf,
-                "HX-Request": "true",
-            },
+@dataclass
+class Shoppers:
+    """One shopper about to pay, another looking at an order, and the payment system's answer
+    to the first one's Pay."""
+
+    paying_session: Any
+    paying: Order
+    browsing_session: Any
+    browsing: Order
+    answer: bytes
+
+    def pay(self, browser: httpx.AsyncClient) -> asyncio.Task:
+        """The Pay, pressed in the order's page (htmx), left running."""
+        csrf = "a" * 32
+        return asyncio.create_task(
+            browser.post(
+                f"/orders/{self.paying.biz}/pay/",
+                headers={
+                    "Cookie": f"{cookie(self.paying_session)}; csrftoken={csrf}",
+                    "X-CSRFToken": csrf,
+                    "HX-Request": "true",
+                },
+            )
         )
+
+    async def browse(self, browser: httpx.AsyncClient) -> httpx.Response:
+        """The other shopper's order page."""
+        return await browser.get(
+            f"/orders/{self.browsing.biz}/", headers={"Cookie": cookie(self.browsing_session)}
+        )
+
+
+async def shoppers() -> Shoppers:
+    paying_session = await sync_to_async(f.shopper_session)()
+    paying = await sync_to_async(f.order)(paying_session)
+    browsing_session = await sync_to_async(f.shopper_session)()
+    browsing = await sync_to_async(f.order)(browsing_session)
+    pay_id = f.payment_id()
+    answer = f.started_body(
+        paying, pay_id=pay_id, cashier_url=f"http://127.0.0.1:9/sandbox/cashier/{pay_id}"
     )
+    return Shoppers(paying_session, paying, browsing_session, browsing, answer)
 
 
 def one_connection(shops, name: str, gateway: str):
@@ -55,39 +86,29 @@ def one_connection(shops, name: str, gateway: str):
 
 
 async def test_pays_waiting_for_the_payment_system_hold_no_database_connection(shops):
-    paying_session = await sync_to_async(f.shopper_session)()
-    paying = await sync_to_async(f.order)(paying_session)
-    browsing_session = await sync_to_async(f.shopper_session)()
-    browsing = await sync_to_async(f.order)(browsing_session)
+    two = await shoppers()
     waiting = await sync_to_async(f.order)(status=OrderStatus.PENDING)
-    pay_id = f.payment_id()
     arrived, release = threading.Event(), threading.Event()
-    answer = f.started_body(
-        paying, pay_id=pay_id, cashier_url=f"http://127.0.0.1:9/sandbox/cashier/{pay_id}"
-    )
-    held = fake_http.answering(201, answer, arrived=arrived, release=release)
+    held = fake_http.answering(201, two.answer, arrived=arrived, release=release)
     with held as gateway:
         server = one_connection(shops, "hanging", gateway)
         async with httpx.AsyncClient(base_url=server.url, timeout=15) as browser:
-            paying_task = pay(browser, paying_session, paying)
+            paying = two.pay(browser)
             assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
 
             # While that Pay waits: another shopper's page, and a result for a third order.
-            page = await browser.get(
-                f"/orders/{browsing.biz}/",
-                headers={"Cookie": cookie(browsing_session)},
-            )
+            page = await two.browse(browser)
             body = f.notice_body(waiting)
             notified = await browser.post(
                 "/payments/notify/sandbox/",
                 content=body,
                 headers={"Content-Type": "application/json", **f.signed_headers(body)},
             )
-            assert not paying_task.done()  # the payment system has still not answered
+            assert not paying.done()  # the payment system has still not answered
             release.set()
-            paid = await paying_task
+            paid = await paying
 
-    assert page.status_code == 200 and browsing.biz in page.text
+    assert page.status_code == 200 and two.browsing.biz in page.text
     assert notified.status_code == 200
     await waiting.arefresh_from_db()
     assert waiting.status == OrderStatus.PAID
@@ -100,27 +121,18 @@ async def test_a_pay_waiting_for_a_slow_payment_system_holds_no_connection_after
     answer time (8 a 0.3 s: 27 a second), every page and socket waiting behind them: with the
     sandbox answering 0.3 s late, the benchmark's two processes completed 38-44 checkouts a second
     with most of the CPU idle, and 62-67 once Pays let go after 0.1 s or sooner
-    (bench/profile_notes.md, twenty-second pass). With one connection in the pool, a page asked for while a Pay waits 0.5 s
-    is answered before that Pay is."""
-    paying_session = await sync_to_async(f.shopper_session)()
-    paying = await sync_to_async(f.order)(paying_session)
-    browsing_session = await sync_to_async(f.shopper_session)()
-    browsing = await sync_to_async(f.order)(browsing_session)
-    pay_id = f.payment_id()
+    (bench/profile_notes.md, twenty-second pass). With one connection in the pool, a page asked
+    for while a Pay waits 0.5 s is answered before that Pay is."""
+    two = await shoppers()
     arrived = threading.Event()
-    answer = f.started_body(
-        paying, pay_id=pay_id, cashier_url=f"http://127.0.0.1:9/sandbox/cashier/{pay_id}"
-    )
-    with fake_http.answering(201, answer, delay=0.5, arrived=arrived) as gateway:
+    with fake_http.answering(201, two.answer, delay=0.5, arrived=arrived) as gateway:
         server = one_connection(shops, "slow", gateway)
         async with httpx.AsyncClient(base_url=server.url, timeout=15) as browser:
-            paying_task = pay(browser, paying_session, paying)
+            paying = two.pay(browser)
             assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
-            page = await browser.get(
-                f"/orders/{browsing.biz}/", headers={"Cookie": cookie(browsing_session)}
-            )
-            assert not paying_task.done()  # the page did not wait for the Pay's connection
-            paid = await paying_task
+            page = await two.browse(browser)
+            assert not paying.done()  # the page did not wait for the Pay's connection
+            paid = await paying
 
-    assert page.status_code == 200 and browsing.biz in page.text
+    assert page.status_code == 200 and two.browsing.biz in page.text
     assert paid.status_code == 200 and 'data-status="pending"' in paid.text
