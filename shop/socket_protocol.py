@@ -23,8 +23,9 @@ connection only while it is idle, between requests, and stops at its first byte,
 opens connections and sends nothing, or a header's byte now and then (slowloris), holds them, and
 their file descriptors, for as long as it likes. Here a request's headers must be in within
 HTTP_HEADER_TIMEOUT seconds of the connection's opening or of the request's first byte, or the
-connection is closed. nginx does the same in front (`client_header_timeout`); this covers the
-server reached directly.
+connection is closed: a request that had begun is answered 408 first, with an access log line, as
+nginx does in front (`client_header_timeout`); this covers the server reached directly. A
+connection on which nothing came (a browser's preconnect) is closed without a word, as nginx does.
 
 Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves with these.
 """
@@ -32,7 +33,7 @@ Everything else is uvicorn's own. `manage.py serve` (`uvicorn_config`) serves wi
 import asyncio
 
 from django.conf import settings
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -41,6 +42,7 @@ from shop.mailbox import Mailbox
 
 class HttpProtocol(HttpToolsProtocol):
     headers_due: asyncio.TimerHandle | None = None
+    headers_coming = False  # a request has begun and its headers are not all in
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -48,10 +50,12 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.headers_coming = True
         if self.headers_due is None:  # the next request on a kept-alive connection
             self._time_headers()
 
     def on_headers_complete(self) -> None:
+        self.headers_coming = False
         self._untime_headers()
         super().on_headers_complete()
 
@@ -62,8 +66,34 @@ class HttpProtocol(HttpToolsProtocol):
     def _time_headers(self) -> None:
         if settings.HTTP_HEADER_TIMEOUT > 0:
             self.headers_due = self.loop.call_later(
-                settings.HTTP_HEADER_TIMEOUT, self.transport.close
+                settings.HTTP_HEADER_TIMEOUT, self._headers_late
             )
+
+    def _headers_late(self) -> None:
+        """A request's headers, or a new connection's first request, did not come in time."""
+        self.headers_due = None
+        answering = self.cycle is None or self.cycle.response_complete  # not inside another answer
+        if self.headers_coming and answering:
+            message = b"The request's headers did not all come in time."
+            headers = [
+                name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+            ]
+            self.transport.write(
+                b"".join(
+                    [
+                        STATUS_LINE[408],
+                        *headers,
+                        b"content-type: text/plain; charset=utf-8\r\n",
+                        b"content-length: %d\r\n" % len(message),
+                        b"connection: close\r\n\r\n",
+                        message,
+                    ]
+                )
+            )
+            if self.access_log:  # as uvicorn logs a request it answered, the request line unknown
+                client = "%s:%d" % self.client if self.client else "-"
+                self.access_logger.info('%s - "-" 408', client)
+        self.transport.close()
 
     def _untime_headers(self) -> None:
         if self.headers_due is not None:

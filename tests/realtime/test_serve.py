@@ -191,15 +191,17 @@ async def test_sockets_decline_compression_so_none_holds_a_zlib_state(shops):
     await stream.close()
 
 
-async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
-    """Whether the server closes the connection (the reader's end) within `within` seconds."""
+async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bytes | None:
+    """What the server sent before it closed the connection (the reader's end), if it closed it
+    within `within` seconds; None if it did not."""
+    sent = b""
     try:
         async with asyncio.timeout(within):
-            while await reader.read(4096):
-                pass
-        return True
+            while data := await reader.read(4096):
+                sent += data
+        return sent
     except TimeoutError:
-        return False
+        return None
 
 
 async def answer(
@@ -228,14 +230,16 @@ async def test_an_idle_kept_alive_connection_stays_open_longer_than_the_clients_
     short = shops.start("short", HTTP_KEEP_ALIVE_TIMEOUT="1")
     reader, writer = await asyncio.open_connection("127.0.0.1", short.port)
     assert await answer(reader, writer, request) == b"HTTP/1.1 200 OK"
-    assert await closed_by_server(reader, within=3)
+    assert await closed_by_server(reader, within=3) == b""
 
 
-async def test_a_request_whose_headers_do_not_come_in_time_has_its_connection_closed(shops):
+async def test_a_request_whose_headers_do_not_come_in_time_is_answered_408_and_closed(shops):
     """uvicorn gives a request's headers all the time in the world, so a client that opens
     connections and sends nothing, or a byte now and then (slowloris), holds them and their file
     descriptors for ever. Each request's headers now have HTTP_HEADER_TIMEOUT seconds, from the
-    connection's opening or the request's first byte; an open WebSocket is not timed."""
+    connection's opening or the request's first byte; an open WebSocket is not timed. A request
+    that had begun is answered 408 and logged, as nginx does; a connection on which nothing came
+    is closed without a word."""
     server = shops.start("headers", HTTP_HEADER_TIMEOUT="1")
     shopper = await sync_to_async(f.shopper_session)()
     order = await sync_to_async(f.order)(shopper, status=OrderStatus.PENDING)
@@ -261,10 +265,17 @@ async def test_a_request_whose_headers_do_not_come_in_time_has_its_connection_cl
 
     trickler = asyncio.ensure_future(trickle())
     try:
-        for reader in (silent_reader, trickling_reader, kept_reader):
-            assert await closed_by_server(reader, within=10)
+        silent, trickled, kept_waiting = [
+            await closed_by_server(reader, within=10)
+            for reader in (silent_reader, trickling_reader, kept_reader)
+        ]
     finally:
         trickler.cancel()
+    assert silent == b""
+    for sent in (trickled, kept_waiting):
+        assert sent.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), sent
+        assert b"\r\nconnection: close\r\n" in sent
+    assert server.log_text().count('- "-" 408') == 2, server.log_tail()
 
     # Headers that come in time are answered, however late after the connection opened.
     late_reader, late = await asyncio.open_connection("127.0.0.1", server.port)
