@@ -72,7 +72,7 @@ async def shoppers() -> Shoppers:
     return Shoppers(paying_session, paying, browsing_session, browsing, answer)
 
 
-def one_connection(shops, name: str, gateway: str):
+def one_connection(shops, name: str, gateway: str, **env: str):
     """A shop with one connection in its pool, and no background loop to take it (the reconciler
     and the sandbox's deliveries may hold one between their steps): a Pay that kept its own while
     it waits would leave none to anyone."""
@@ -82,6 +82,7 @@ def one_connection(shops, name: str, gateway: str):
         PAYMENT_GATEWAY_URL=gateway,
         RECONCILE_IN_SERVER="0",
         SANDBOX_ENABLED="0",
+        **env,
     )
 
 
@@ -132,6 +133,28 @@ async def test_a_pay_waiting_for_a_slow_payment_system_holds_no_connection_after
             assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
             page = await two.browse(browser)
             assert not paying.done()  # the page did not wait for the Pay's connection
+            paid = await paying
+
+    assert page.status_code == 200 and two.browsing.biz in page.text
+    assert paid.status_code == 200 and 'data-status="pending"' in paid.text
+
+
+async def test_a_pay_answered_at_once_never_waits_for_a_place_while_it_holds_a_connection(shops):
+    """A Pay keeps its connection and its place for the answer's first moment (GIVE_BACK_AFTER).
+    Were it to give the place back at once and take one again with the answer, it would wait for
+    a place while it held a connection, and a page holding that place would wait for the
+    connection: with the pool and the lane both full, each holds what the other needs until the
+    pool's time limit (a variant tried so stalled the benchmark: bench/profile_notes.md,
+    twenty-third pass). One connection and one place; the payment system answers within the
+    moment; a page asked for meanwhile is answered as soon as the Pay is."""
+    two = await shoppers()
+    arrived = threading.Event()
+    with fake_http.answering(201, two.answer, delay=0.05, arrived=arrived) as gateway:
+        server = one_connection(shops, "prompt", gateway, HTTP_MAX_CONCURRENT="1")
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as browser:
+            paying = two.pay(browser)
+            assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
+            page = await two.browse(browser)
             paid = await paying
 
     assert page.status_code == 200 and two.browsing.biz in page.text
