@@ -88,7 +88,9 @@ async def _answer(request: PaymentRequest) -> GatewayPayment:
     real payment system's 0.3 s, the pool's 8 connections let a process through ~27 Pays a
     second, most of its CPU idle (bench/profile_notes.md, twenty-second pass). Not on every Pay:
     taking a connection again after the answer queues behind every request that came meanwhile,
-    and at 1,000 shoppers Pay's median went from 0.26 to 6 s (ibid.)."""
+    and at 1,000 shoppers Pay's median went from 0.26 to 6 s (ibid.). Nor the place alone: a Pay
+    holding its connection must never wait for a place, which a page may hold while it waits for
+    that connection (ibid., twenty-third pass)."""
     answer = asyncio.ensure_future(get_gateway().start(request))
     try:
         done, _ = await asyncio.wait({answer}, timeout=GIVE_BACK_AFTER)
