@@ -34,7 +34,7 @@ import asyncio
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from shop.mailbox import Mailbox
@@ -70,7 +70,8 @@ class HttpProtocol(HttpToolsProtocol):
             )
 
     def _headers_late(self) -> None:
-        """A request's headers, or a new connection's first request, did not come in time."""
+        """A request's headers, or a new connection's first request, did not come in time. The
+        answer is uvicorn's `send_400_response` with 408, which that method cannot send."""
         self.headers_due = None
         answering = self.cycle is None or self.cycle.response_complete  # not inside another answer
         if self.headers_coming and answering:
@@ -91,8 +92,7 @@ class HttpProtocol(HttpToolsProtocol):
                 )
             )
             if self.access_log:  # as uvicorn logs a request it answered, the request line unknown
-                client = "%s:%d" % self.client if self.client else "-"
-                self.access_logger.info('%s - "-" 408', client)
+                self.access_logger.info('%s - "-" 408', get_client_addr(self.scope))
         self.transport.close()
 
     def _untime_headers(self) -> None:
