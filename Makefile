@@ -1,7 +1,8 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test`; `make prod` for production.
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 2
+# `make prod`: SERVERS daphne processes on PROD_PORT, PROD_PORT+1, ... (deploy/supervisord.conf).
+SERVERS ?= 2
 PROD_PORT ?= 8001
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -23,6 +24,12 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+# The embedded defaults (settings need DEBUG=1 for them): the server, the reconciler and the
+# sandbox's deliveries, as the Procfile lists them, under honcho; Ctrl-C stops all three. honcho
+# runs each command through a shell, so the venv's bin goes first on PATH; and it gives each process
+# type a PORT of its own (PORT, PORT+100, ...), so all of them get the shop's address as SITE_URL.
+run: export DEBUG := 1
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
@@ -30,12 +37,15 @@ run: install
 	@echo "  Shop: http://$(HOST):$(PORT)/"
 	@echo "  Try it: buy a product, press Pay, open the cashier link (or scan the QR code) and approve."
 	@echo
-	$(PY) manage.py serve
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start
 
-# Production: N server processes on PROD_PORT.. and the reconciler (deploy/run; README "Production").
+# Production in the foreground: daphne processes and the reconciler under supervisor, configured by
+# the environment (deploy/supervisord.conf; README "Production").
 prod: install
 	$(PY) manage.py collectstatic --noinput
-	$(PY) deploy/run --workers $(WORKERS) --port $(PROD_PORT)
+	$(PY) manage.py migrate --noinput
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORT=$(PROD_PORT) SERVERS=$(SERVERS) \
+		exec $(VENV)/bin/supervisord -n -c deploy/supervisord.conf
 
 test: install
 	$(VENV)/bin/ruff check .

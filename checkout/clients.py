@@ -3,8 +3,8 @@
 A page needs one socket (two while a tab reconnects), so a client with dozens is a script, and
 every socket it holds costs memory and a place on the watchlist. Beyond WS_MAX_PER_CLIENT a new
 socket is refused before it is accepted, so one client's flood cannot starve the others. The
-client is the peer address, which behind a reverse proxy is only right when the server trusts the
-proxy's X-Forwarded-For (`manage.py serve` does with PROXY_HEADERS=1, from FORWARDED_ALLOW_IPS).
+client is the peer address: behind a reverse proxy, daphne's `--proxy-headers` takes it from
+X-Forwarded-For (deploy/supervisord.conf).
 """
 
 from collections import Counter

@@ -7,8 +7,6 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.urls import reverse
 
-from shop import sql
-
 if TYPE_CHECKING:
     from checkout.gateways.base import GatewayPayment
 
@@ -74,10 +72,10 @@ class Order(models.Model):
         """Save `fields` as the order's next version; only under its row lock (`checkout.locks`).
 
         A counter, not `updated_at`: the row lock orders the changes, whereas two processes'
-        clocks (or one clock's step back) need not agree with it.
+        clocks need not agree with it.
         """
         self.version += 1
-        sql.update(self, *fields, "version", "updated_at")
+        self.save(update_fields=[*fields, "version", "updated_at"])
 
     @property
     def payment_or_none(self) -> "Payment | None":

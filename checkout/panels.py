@@ -43,10 +43,7 @@ QR_DRAWING = re.compile(r'<svg width="(\d+)" height="\1".*?<path d="([MhvZ0-9 -]
 @lru_cache(maxsize=1024)
 def qr_svg(url: str) -> SafeString:
     """The cashier link's QR code as an inline SVG, in module units (quiet zone included), sized
-    by the page's CSS.
-
-    zxing-cpp encodes it in C++, ~0.3 ms with its SVG against ~1.0 ms for segno in pure Python
-    (bench/profile_notes.md); its SVG is a standalone document, of which the panel keeps the path.
+    by the page's CSS. zxing-cpp's SVG is a standalone document, of which the panel keeps the path.
     """
     code = zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
     drawn = QR_DRAWING.search(code.to_svg(add_quiet_zones=True))

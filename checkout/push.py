@@ -9,17 +9,14 @@ from a Pay names the panel it was pressed in (`pressed_in`): that page shows Pay
 """
 
 import asyncio
-import contextvars
 import logging
 import time
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from checkout.metrics import PUSH_FAILURES
 from checkout.panels import PanelState
-from shop.loop import hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -73,27 +70,3 @@ async def push_order_changed(state: PanelState, *, pressed_in: str | None = None
             await layer.group_send(order_group(state["biz"]), message)
     except Exception as error:  # TimeoutError included: the result is committed either way
         failures.failed(state["biz"], error)
-
-
-# Pushes handed to the event loop and not waited for, kept until done: the loop itself keeps only
-# weak references to its tasks.
-unwaited: set[asyncio.Task] = set()
-
-
-def _push_unwaited(state: PanelState, pressed_in: str | None) -> None:
-    # In a context of its own: it outlives the request, whose context (asgiref's thread-sensitive
-    # one included) ends with it.
-    loop = asyncio.get_running_loop()
-    push = push_order_changed(state, pressed_in=pressed_in)
-    task = loop.create_task(push, context=contextvars.Context())
-    unwaited.add(task)
-    task.add_done_callback(unwaited.discard)
-
-
-def push_soon(state: PanelState, *, pressed_in: str | None = None) -> None:
-    """`push_order_changed` from a request's thread, without waiting for it: the thread hands it
-    to the event loop and goes on, so its answer waits neither for Redis's round trip nor, if
-    Redis hangs, for PUSH_TIMEOUT. Where no loop serves the request (Django's test client), it is
-    pushed before the thread goes on."""
-    if not hand_over(_push_unwaited, state, pressed_in):
-        async_to_sync(push_order_changed)(state, pressed_in=pressed_in)

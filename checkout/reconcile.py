@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from checkout import locks
@@ -101,7 +101,7 @@ async def _reconcile_step(claim: Claim) -> None:
     except Exception as failure:
         logger.exception("reconcile biz=%s failed", claim.biz)
         outcome, error, after = "error", type(failure).__name__, min(after, RETRY_AFTER_ERROR)
-    await sync_to_async(order_reschedule)(biz=claim.biz, after=after)
+    await database_sync_to_async(order_reschedule)(biz=claim.biz, after=after)
     logger.info(
         "reconcile step=%s biz=%s payment=%s outcome=%s ms=%.1f%s",
         "expire" if claim.expired else "query",
@@ -115,7 +115,7 @@ async def _reconcile_step(claim: Claim) -> None:
 
 async def reconcile_once() -> int:
     """One pass over every due order; returns how many were looked at."""
-    claims = await sync_to_async(orders_claim)(now=timezone.now())
+    claims = await database_sync_to_async(orders_claim)(now=timezone.now())
     await asyncio.gather(*(_reconcile_step(claim) for claim in claims))
     return len(claims)
 
@@ -126,8 +126,6 @@ async def reconcile_forever() -> None:
             count = await reconcile_once()
         except Exception:
             logger.exception("reconcile pass failed; retrying")
-            # A database restart leaves a broken connection in the worker thread.
-            await sync_to_async(connections.close_all)()
             count = 0
         if count < BATCH:
             await asyncio.sleep(settings.RECONCILE_INTERVAL)

@@ -1,8 +1,9 @@
 """The rules of an order's status: the only place that says which change is allowed.
 
-The payment system is the truth about money. A success is accepted from any state but paid (a
-success after our expiry or after a failure still took the shopper's money); a failure or a close
-only ends an order that is still waiting; paid is final.
+The payment system is the truth about money. A payment it reports started makes an unpaid order
+pending. A success is accepted from any state but paid (a success after our expiry or after a
+failure still took the shopper's money); a failure or a close only ends an order that is still
+waiting; paid is final.
 """
 
 from checkout.models import OrderStatus, PaymentStatus
@@ -11,6 +12,7 @@ WAITING = frozenset({OrderStatus.UNPAID, OrderStatus.PENDING})
 FINAL = frozenset({OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.EXPIRED})
 
 _REPORTED_TO_ORDER = {
+    PaymentStatus.PENDING: OrderStatus.PENDING,
     PaymentStatus.SUCCEEDED: OrderStatus.PAID,
     PaymentStatus.FAILED: OrderStatus.FAILED,
     PaymentStatus.CLOSED: OrderStatus.EXPIRED,
@@ -26,6 +28,8 @@ def status_after(current: str, reported: PaymentStatus) -> OrderStatus | None:
     target = _REPORTED_TO_ORDER.get(reported)
     if target is None or current == OrderStatus.PAID:
         return None
-    if target == OrderStatus.PAID or current in WAITING:
+    if target == OrderStatus.PAID:
         return target
-    return None
+    if target == OrderStatus.PENDING:
+        return target if current == OrderStatus.UNPAID else None
+    return target if current in WAITING else None

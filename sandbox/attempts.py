@@ -1,8 +1,8 @@
 """One delivery attempt of a notification: claim it, send it (with its copies and probe), record it.
 
-A claim is a short transaction that pushes the notification's `next_attempt_at` a lease ahead; the
-send happens with no transaction open; on PostgreSQL `skip_locked` keeps two processes from claiming
-the same attempt. If a process dies mid-send, the lease runs out and the attempt is made again:
+A claim is a short transaction that pushes the notification's `next_attempt_at` a lease ahead, so
+the send happens with no transaction open and no row locked, and two deliverers never claim the
+same attempt. If a deliverer dies mid-send, the lease runs out and the attempt is made again:
 delivery is at least once, as with every real payment system.
 """
 
@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from sandbox import locks, signature
 from sandbox.models import AttemptKind, DeliveryAttempt, DeliveryState, Notification
-from shop import sql
 
 logger = logging.getLogger("sandbox.delivery")
 
@@ -31,6 +30,7 @@ SCHEDULE_SECONDS = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 1
 # fmt: on
 TIMEOUT_SECONDS = 5.0  # an answer later than this counts as a failure, as WeChat Pay counts it
 LEASE = timedelta(seconds=60)  # longer than a probe plus an attempt, both bounded by the timeout
+CLAIMED_FIELDS = ("url", "body", "copies", "probe", "attempts")  # what an attempt needs
 
 
 def retry_delay(failed_attempts: int) -> timedelta | None:
@@ -65,7 +65,15 @@ class Sent:
 
 
 def claim_due(limit: int) -> list[Claim]:
+    """Claim up to `limit` due notifications, the soonest first: each one's next attempt moves to
+    the end of a lease, so that no other deliverer takes it meanwhile."""
     now = timezone.now()
+    with transaction.atomic():
+        ids = list(locks.notifications_due_for_update(now, limit))
+        if not ids:
+            return []
+        Notification.objects.filter(pk__in=ids).update(next_attempt_at=now + LEASE)
+        claimed = Notification.objects.only(*CLAIMED_FIELDS).in_bulk(ids)
     return [
         Claim(
             notification_id=n.pk,
@@ -75,7 +83,7 @@ def claim_due(limit: int) -> list[Claim]:
             probe=n.probe and n.attempts == 0,  # one probe per notification, never retried
             number=n.attempts + 1,
         )
-        for n in locks.notifications_claim(now, now + LEASE, limit)
+        for n in (claimed[pk] for pk in ids)
     ]
 
 
@@ -93,7 +101,7 @@ async def _post(client: aiohttp.ClientSession, claim: Claim, kind: AttemptKind) 
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):
             # A redirect is an answer (not 2xx: a failure), not a place to send the notification
-            # again, as before with httpx; the body is read so that the connection can be kept.
+            # again; the body is read so that the connection can be kept.
             async with client.post(
                 claim.url, data=claim.body, headers=headers, allow_redirects=False
             ) as response:
@@ -137,8 +145,8 @@ def record(claim: Claim, sent: list[Sent]) -> bool:
     else:
         fields["next_attempt_at"] = now + delay
     with transaction.atomic():
-        for s in sent:  # usually one
-            attempt = DeliveryAttempt(
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
                 notification_id=claim.notification_id,
                 number=claim.number,
                 kind=s.kind,
@@ -147,6 +155,7 @@ def record(claim: Claim, sent: list[Sent]) -> bool:
                 status_code=s.status_code,
                 error=s.error,
             )
-            sql.insert(attempt)
-        sql.update(Notification(id=claim.notification_id, **fields), *fields)
+            for s in sent
+        )
+        Notification.objects.filter(pk=claim.notification_id).update(**fields)
     return failure is None

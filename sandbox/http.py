@@ -1,4 +1,4 @@
-"""What every API view shares: Bearer authentication, JSON errors, and no shopper middleware."""
+"""What every API view shares: Bearer authentication and JSON errors."""
 
 import asyncio
 import hmac
@@ -9,8 +9,6 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-
-from shop.middleware import machine_endpoint
 
 
 def error(status: int, code: str, message: str) -> JsonResponse:
@@ -28,12 +26,11 @@ def _refused(request: HttpRequest) -> HttpResponse | None:
 
 
 def api_view(view: Any) -> Any:
-    """Bearer auth for a sync or async view, served as a machine endpoint (`shop.middleware`).
+    """Bearer auth for a sync or async view of the API, which is exempt from CSRF: only the
+    merchant's server calls it, with its key rather than a browser's cookie.
 
-    Only the merchant's server calls the API: no cookie, session, CSRF token or language, so the
-    shoppers' middleware is skipped (under ASGI it moved each request to a worker thread and back
-    a dozen times). A sync view runs in one worker thread, as Django would run it, after
-    SANDBOX_API_LATENCY seconds spent in the event loop.
+    SANDBOX_API_LATENCY is waited out in the event loop, so that it holds no thread; a sync view
+    then runs in a worker thread, as Django itself runs one under ASGI.
     """
     run = view if iscoroutinefunction(view) else sync_to_async(view)
 
@@ -45,7 +42,7 @@ def api_view(view: Any) -> Any:
             await asyncio.sleep(settings.SANDBOX_API_LATENCY)
         return await run(request, *args, **kwargs)
 
-    return machine_endpoint(csrf_exempt(wrapper))
+    return csrf_exempt(wrapper)
 
 
 def method_not_allowed(allowed: list[str]) -> JsonResponse:

@@ -1,4 +1,4 @@
-"""The test knobs (README "Knobs"): one database row, so every server process sees the same ones.
+"""The test knobs (README "Knobs"): one database row, so that every process sees the same ones.
 
 Knobs are read when a notification is enqueued and stored with it, so changing them affects the
 notifications that come after, never one already on its way.
@@ -10,7 +10,6 @@ from django.db import transaction
 
 from sandbox.models import Knobs
 from sandbox.parsing import InvalidRequest, integer
-from shop import sql
 
 INTEGER_LIMITS = {"delay_ms": 3_600_000, "duplicate": 20, "reorder_ms": 3_600_000}
 FLAGS = ("drop", "bad_signature_probes")
@@ -18,7 +17,7 @@ FLAGS = ("drop", "bad_signature_probes")
 
 def knobs_current() -> Knobs:
     try:
-        return sql.get(Knobs, 1)
+        return Knobs.objects.get(pk=1)
     except Knobs.DoesNotExist:  # nobody has set a knob: the defaults, without writing anything
         return Knobs()
 

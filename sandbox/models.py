@@ -144,7 +144,7 @@ class DeliveryAttempt(models.Model):
 
 
 class Knobs(models.Model):
-    """The one row of test knobs, in the database so that every server process sees them."""
+    """The one row of test knobs, in the database so that every process sees them."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     delay_ms = models.PositiveIntegerField(default=0)

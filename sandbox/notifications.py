@@ -1,20 +1,18 @@
 """Enqueueing a notification (contract section 4) in the transaction that changes the payment.
 
 Writing it in the same transaction as the status change means a committed change always has its
-notification, and a rolled-back one never does; `sandbox.delivery` sends it afterwards.
+notification, and a rolled-back one never does; the delivery loop (`sandbox.delivery`, run by the
+`sandbox_deliver` command) finds it at its next poll and sends it.
 """
 
 import json
 import random
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
-from sandbox import wakeups
 from sandbox.knobs import knobs_current
 from sandbox.models import DeliveryState, Notification, NotificationType, Payment, new_event_id
-from shop import sql
 
 TYPES = {
     "succeeded": NotificationType.SUCCEEDED,
@@ -45,7 +43,7 @@ def notification_enqueue(*, payment: Payment) -> Notification:
     now = timezone.now()
     event_id = new_event_id()
     hold_ms = knobs.delay_ms + (random.randint(0, knobs.reorder_ms) if knobs.reorder_ms else 0)
-    notification = Notification(
+    return Notification.objects.create(
         id=event_id,
         payment=payment,
         type=TYPES[payment.status],
@@ -57,7 +55,3 @@ def notification_enqueue(*, payment: Payment) -> Notification:
         probe=knobs.bad_signature_probes,
         next_attempt_at=None if knobs.drop else now + timedelta(milliseconds=hold_ms),
     )
-    sql.insert(notification)
-    if not knobs.drop:
-        transaction.on_commit(wakeups.notifications_enqueued)
-    return notification

@@ -10,7 +10,6 @@ from sandbox import locks, wakeups
 from sandbox.models import Payment, PaymentStatus
 from sandbox.notifications import notification_enqueue
 from sandbox.parsing import InvalidRequest, NewPayment
-from shop import sql
 
 
 class IdempotencyConflict(Exception):
@@ -19,7 +18,7 @@ class IdempotencyConflict(Exception):
 
 def payment_get(*, payment_id: str) -> Payment:
     """Raises Payment.DoesNotExist."""
-    return sql.get(Payment, payment_id)
+    return Payment.objects.get(pk=payment_id)
 
 
 def payment_latest_for(*, out_trade_no: str) -> Payment:
@@ -38,7 +37,7 @@ def payment_create(*, request: NewPayment, idempotency_key: str) -> tuple[Paymen
     if request.expire_at > timezone.now().timestamp():
         try:
             with transaction.atomic():
-                payment = Payment(
+                payment = Payment.objects.create(
                     out_trade_no=request.out_trade_no,
                     amount=request.amount,
                     currency=request.currency,
@@ -48,7 +47,6 @@ def payment_create(*, request: NewPayment, idempotency_key: str) -> tuple[Paymen
                     idempotency_key=idempotency_key,
                     request_fingerprint=fingerprint,
                 )
-                sql.insert(payment)
             return payment, True
         except IntegrityError:
             pass  # the key was used before, or by a parallel request that won the insert
@@ -64,7 +62,7 @@ def _settle(payment: Payment, status: PaymentStatus, now: datetime) -> None:
     payment.status = status
     if status == PaymentStatus.SUCCEEDED:
         payment.paid_at = now
-    sql.update(payment, "status", "paid_at", "updated")
+    payment.save(update_fields=["status", "paid_at", "updated"])
     notification_enqueue(payment=payment)
     transaction.on_commit(lambda: wakeups.payment_changed(payment.id))
 

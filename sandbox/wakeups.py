@@ -1,4 +1,5 @@
-"""In-process wake-ups: work enqueued in this process starts at once instead of at the next poll.
+"""In-process wake-ups: a synchronous-API request waiting for its payment hears of a decision made
+in this process at once, instead of at its next poll.
 
 They only make things faster: every waiter also polls the database, which is what works across
 processes. Status changes happen in sync code (a view's `transaction.on_commit`, in a worker
@@ -13,42 +14,18 @@ from contextlib import contextmanager
 Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Event]
 
 _lock = threading.Lock()
-_delivery_waiters: set[Waiter] = set()
 _payment_waiters: dict[str, set[Waiter]] = {}
-
-
-def _wake(waiters: list[Waiter]) -> None:
-    for loop, event in waiters:
-        try:
-            loop.call_soon_threadsafe(event.set)
-        except RuntimeError:  # the loop is closed, and its waiter went with it
-            pass
-
-
-def notifications_enqueued() -> None:
-    """Wake this process's delivery loops."""
-    with _lock:
-        waiters = list(_delivery_waiters)
-    _wake(waiters)
 
 
 def payment_changed(payment_id: str) -> None:
     """Wake whoever in this process waits for this payment to settle."""
     with _lock:
         waiters = list(_payment_waiters.get(payment_id, ()))
-    _wake(waiters)
-
-
-@contextmanager
-def listening_for_notifications() -> Iterator[asyncio.Event]:
-    waiter = (asyncio.get_running_loop(), asyncio.Event())
-    with _lock:
-        _delivery_waiters.add(waiter)
-    try:
-        yield waiter[1]
-    finally:
-        with _lock:
-            _delivery_waiters.discard(waiter)
+    for loop, event in waiters:
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop is closed, and its waiter went with it
+            pass
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 """Settings, all read from the environment (see README "Configuration").
 
-With no environment at all the shop runs embedded: SQLite, the in-process channel layer, the sandbox
-payment system mounted under /sandbox/ and the reconciler inside the server. The defaults that are
-unsafe in production are only used when DEBUG is true.
+Without configuration the shop runs as production and refuses to start without its secrets.
+`DEBUG=1` selects development with the embedded defaults: SQLite, Channels' in-memory channel
+layer, the sandbox payment system mounted under /sandbox/ (`make run` sets it).
 """
 
 import os
@@ -35,18 +35,22 @@ def env_required(name: str, dev_default: str) -> str:
     raise ImproperlyConfigured(f"{name} must be set when DEBUG is false.")
 
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_required("SECRET_KEY", "dev-only-insecure-secret-key")
 HOST = os.environ.get("HOST", "127.0.0.1")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (
     ["127.0.0.1", "localhost", "[::1]", "testserver", HOST] if DEBUG else []
 )
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is false.")
 
 PORT = int(os.environ.get("PORT", "8000"))
 # Where the payment system can reach the shop (the notify_url), and the sandbox's own address.
 SITE_URL = os.environ.get("SITE_URL", f"http://{HOST}:{PORT}").rstrip("/")
 
 INSTALLED_APPS = [
+    # First, so that `runserver` is daphne's: pages and the status WebSocket, with autoreload.
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -60,8 +64,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Callbacks from the payment system leave here for their view (shop/middleware.py).
-    "shop.middleware.MachineEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The shopper's language: the set_language cookie, else the browser's Accept-Language.
@@ -98,17 +100,9 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
-# On PostgreSQL each process draws its connections from a small pool. Without one, every database
-# read a socket makes opens a new connection (Django closes it after each call under ASGI, where
-# persistent connections are not safe): a burst of 2,000 connects opened 6,000 in a row and
-# outlasted the server's handshake timeout (daphne's 5 s, then). DATABASE_POOL_SIZE bounds each
-# process's share of PostgreSQL's max_connections.
-# Statements are sent with their parameters apart (server-side binding), so that PostgreSQL keeps
-# the plan of any statement a connection has run five times (psycopg's prepared statements): about
-# half of PostgreSQL's CPU per request (bench/profile_notes.md, seventh pass). Django leaves them
-# off for the sake of external poolers in transaction mode (PgBouncer before 1.21): behind one of
-# those, set DATABASE_PREPARED_STATEMENTS=0. A migration that changes a column's type under running
-# servers outdates what they prepared: `shop.db.replan_changed_statements` prepares it again.
+# On PostgreSQL each process draws its connections from a pool (Django's own), so that a burst of
+# socket handshakes does not open a connection each. DATABASE_POOL_SIZE bounds each process's share
+# of PostgreSQL's max_connections.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
@@ -116,16 +110,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "8")),
             "timeout": 20,
         },
-        "server_side_binding": True,
-        "prepare_threshold": 5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None,
     }
-# HTTP requests inside Django at once, per process; the rest wait their turn (shop/gate.py):
-# shoppers' requests (Pay before pages), and apart from them the payment system's notifications.
-HTTP_MAX_CONCURRENT = int(os.environ.get("HTTP_MAX_CONCURRENT", "8"))
-MACHINE_MAX_CONCURRENT = int(os.environ.get("MACHINE_MAX_CONCURRENT", "4"))
-# What each full collection of Python's cycle collector keeps is frozen, so that the next walks
-# only what came since (shop/collector.py); 0 leaves the collector as Python has it.
-GC_FREEZE_SURVIVORS = env_bool("GC_FREEZE_SURVIVORS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, the sandbox's deliveries and the reconciler share the
     # file without "database is locked" errors.
@@ -136,40 +121,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Pub/sub, not core: measured in bench/ws_fanout.py and explained in the README ("Real-time
-# delivery"). `REDIS_CHANNEL_LAYER=core` selects channels-redis's core layer instead.
+# channels_redis' layers, configured as its README shows. Pub/sub by default: no per-channel
+# capacity to drop pushes at, and less per socket; a push it loses (a Redis restart) is caught up
+# by the watchlist (checkout/watch.py). `REDIS_CHANNEL_LAYER=core` selects the core layer.
 REDIS_LAYERS = {
-    "pubsub": "shop.channel_layers.PubSubChannelLayer",  # channels_redis', lighter per socket
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
 REDIS_CHANNEL_LAYER = os.environ.get("REDIS_CHANNEL_LAYER", "pubsub")
-# redis-py 8's asyncio pool allows 100 connections by default; the core layer takes one per
-# concurrent command, so a burst of connects needs far more. channels-redis passes the keys of a
-# host dict to `ConnectionPool.from_url`, which is where the pool is sized.
-REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "5000"))
-# redis-py 8 also times reads out after 5 s by default, the very time the core layer's blocking
-# receive (BZPOPMIN, 5 s) waits: on a busy process the read lost that race, and the socket closed
-# with 1011. Reads get twice that; pushes have their own bound (PUSH_TIMEOUT).
-REDIS_SOCKET_TIMEOUT = 10
 if REDIS_URL:
     if REDIS_CHANNEL_LAYER not in REDIS_LAYERS:
         raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {sorted(REDIS_LAYERS)}.")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": REDIS_LAYERS[REDIS_CHANNEL_LAYER],
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": REDIS_MAX_CONNECTIONS,
-                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
-                    }
-                ]
-            },
+            # redis-py's pool allows 100 connections by default, too few for a burst of sockets
+            # on the core layer (field notes: "Too many connections").
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 5000}]},
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "shop.channel_layers.LocalChannelLayer"}}
+    # One process only: the layer lives in it.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -197,8 +170,6 @@ STATICFILES_DIRS = [
     ("vendor/axe-core", BASE_DIR / "node_modules" / "axe-core"),
 ]
 
-# Django's database sessions, read with a statement built once (shop/sessions.py).
-SESSION_ENGINE = "shop.sessions"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 
@@ -209,7 +180,9 @@ SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+# Preloading into browsers is hard to undo: a shop opts in, and `check --deploy` does not nag.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- Payments -----------------------------------------------------------------------------------
 
@@ -235,30 +208,16 @@ SANDBOX_RETRY_SCALE = float(os.environ.get("SANDBOX_RETRY_SCALE", "1"))
 # tests of the shop against a payment system that slow; the wait holds no thread.
 SANDBOX_API_LATENCY = float(os.environ.get("SANDBOX_API_LATENCY", "0"))
 
-# The reconciler runs inside the server by default (embedded mode); a scaled deployment runs
-# `manage.py reconcile` as its own process and sets RECONCILE_IN_SERVER=0.
-RECONCILE_IN_SERVER = env_bool("RECONCILE_IN_SERVER", not REDIS_URL)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {
-        # websockets logs "connection open" after each handshake uvicorn has logged as accepted.
-        "not_connection_open": {
-            "()": "django.utils.log.CallbackFilter",
-            "callback": lambda record: record.msg != "connection open",
-        },
-    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     # Warnings and errors of any library (a 500's traceback from django.request among them).
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "checkout": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "sandbox": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        # The server's start and stop, and its access log (`manage.py serve`).
-        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"filters": ["not_connection_open"]},
         # Instead of Django's default (console in DEBUG only, and mail to ADMINS, which are none).
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
@@ -278,25 +237,16 @@ WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 
-# `manage.py serve` closes a connection whose request's headers are not all in this many seconds
-# after it opened or the request began (0: no limit; uvicorn has none).
-HTTP_HEADER_TIMEOUT = float(os.environ.get("HTTP_HEADER_TIMEOUT", "20"))
-# Seconds `manage.py serve` keeps an idle kept-alive connection open for the client's next request
-# (uvicorn's default: 5). A request sent on a connection just as the server closes it fails, and a
-# client's library does not send a POST again: a notification then waits for the payment system's
-# retry. Longer than clients' pools keep theirs (the sandbox's 15 s; nginx's keepalive_timeout is
-# 75 s), the client closes first.
-HTTP_KEEP_ALIVE_TIMEOUT = int(os.environ.get("HTTP_KEEP_ALIVE_TIMEOUT", "75"))
-
+# The pages whose scripts may open the status stream (Channels' OriginValidator patterns). In
+# production the shop's own origin, scheme, host and port; in development any of ALLOWED_HOSTS.
+WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS") or (ALLOWED_HOSTS if DEBUG else [SITE_URL])
 # The status stream: the largest message a browser may send (it has nothing to say), and how many
 # sockets one client address may hold open per server process (0: no limit).
 WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))
 WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "50"))
-# Behind a reverse proxy: trust its X-Forwarded-For for the client address and X-Forwarded-Proto
-# for the scheme (`manage.py serve`), when the request comes from one of FORWARDED_ALLOW_IPS
-# (comma-separated addresses or networks, "*" for any).
+# Behind a reverse proxy: trust its X-Forwarded-Proto for the scheme (daphne's `--proxy-headers`
+# takes the client address from X-Forwarded-For: deploy/supervisord.conf).
 PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
-FORWARDED_ALLOW_IPS = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 if PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # A push is best effort; it never holds up the answer to the payment system for longer than this.

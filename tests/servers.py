@@ -1,11 +1,12 @@
 """Shop server processes for tests that need a real server: browser, multi-process, benchmarks.
 
-`ShopServer` starts the shop the way `make run` does (`manage.py migrate`, `seed_demo`, then
-`manage.py serve`: uvicorn plus the background loops) but on a free port and, unless told otherwise,
-on its own SQLite file, so tests never touch the developer's database or port 8000. It can be
-stopped (SIGTERM, then SIGKILL after a timeout) and started again on the same port and database,
-which is what restart tests need. Its output goes to a log file whose tail `ServerError` and
-`log_tail()` show, because a server that dies in a subprocess otherwise leaves no trace in pytest.
+`ShopServer` starts the shop the way `make run` does (`manage.py migrate`, `seed_demo`, then the
+Procfile's processes: `runserver`, `sandbox_deliver` and `reconcile`) but on a free port, without
+the autoreloader and, unless told otherwise, on its own SQLite file, so tests never touch the
+developer's database or port 8000. It can be stopped (SIGTERM, then SIGKILL after a timeout) and
+started again on the same port and database, which is what restart tests need. All its processes
+write to one log file, whose tail `ServerError` and `log_tail()` show, because a server that dies
+in a subprocess otherwise leaves no trace in pytest.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What the shop reads from the environment. None of it is inherited from the test run (pytest sets
-# DJANGO_SETTINGS_MODULE=tests.settings, a developer may export DATABASE_URL or REDIS_URL): a server
-# gets the embedded defaults plus exactly what its test asks for.
+# What the shop reads from the environment (shop/settings.py). None of it is inherited from the
+# test run (pytest sets DJANGO_SETTINGS_MODULE=tests.settings, a developer may export DATABASE_URL
+# or REDIS_URL): a server gets the embedded defaults plus exactly what its test asks for.
 SHOP_ENV = frozenset(
     {
         "DJANGO_SETTINGS_MODULE",
@@ -38,7 +39,9 @@ SHOP_ENV = frozenset(
         "PORT",
         "SITE_URL",
         "DATABASE_URL",
+        "DATABASE_POOL_SIZE",
         "REDIS_URL",
+        "REDIS_CHANNEL_LAYER",
         "PAYMENT_GATEWAY_URL",
         "PAYMENT_GATEWAY_PROXY",
         "PAYMENT_GATEWAY_TIMEOUT",
@@ -49,25 +52,15 @@ SHOP_ENV = frozenset(
         "SANDBOX_RETRY_SCALE",
         "SANDBOX_API_LATENCY",
         "ORDER_PAYMENT_TTL",
-        "RECONCILE_IN_SERVER",
         "RECONCILE_QUERY_AFTER",
         "RECONCILE_INTERVAL",
-        "REDIS_CHANNEL_LAYER",
-        "REDIS_MAX_CONNECTIONS",
         "WATCH_INTERVAL",
         "PUSH_TIMEOUT",
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_PER_CLIENT",
+        "WS_ALLOWED_ORIGINS",
         "PROXY_HEADERS",
-        "FORWARDED_ALLOW_IPS",
         "HTTPS",
-        "DATABASE_POOL_SIZE",
-        "DATABASE_PREPARED_STATEMENTS",
-        "HTTP_MAX_CONCURRENT",
-        "HTTP_HEADER_TIMEOUT",
-        "HTTP_KEEP_ALIVE_TIMEOUT",
-        "MACHINE_MAX_CONCURRENT",
-        "GC_FREEZE_SURVIVORS",
         "METRICS_ALLOWED_ADDRS",
         "METRICS_TOKEN",
         "SECURE_HSTS_SECONDS",
@@ -86,6 +79,19 @@ def _stop_all() -> None:
         server.stop(timeout=5)
 
 
+def daphne_command(port: int) -> list[str]:
+    """A `ShopServer` command: the server as deploy/supervisord.conf runs it in production, where
+    `runserver` (the default) is what `make run` runs. runserver's migration check keeps a database
+    connection in its main thread, which matters to a test that sizes the pool."""
+    return [
+        "-m",
+        "daphne",
+        *("--bind", "127.0.0.1", "--port", str(port)),
+        *("--websocket_connect_timeout", "60"),
+        "shop.asgi:application",
+    ]
+
+
 class ServerError(RuntimeError):
     """A server did not start, or died; the message ends with the tail of its log."""
 
@@ -102,12 +108,15 @@ def sqlite_url(path: Path) -> str:
 
 
 class ShopServer:
-    """One `manage.py serve` process on 127.0.0.1:<port>.
+    """A shop on 127.0.0.1:<port>: the server, and beside it the sandbox's deliveries and the
+    reconciler (each left out with `deliver=False`, `reconcile=False`).
 
-    `env` is applied last; a value of None removes a variable. The log file, and the SQLite
-    database unless `database_url` is given, live in `tmp_dir` (a new temporary directory by
-    default), so two servers share a database by being given the same `database_url`.
-    `command` is what serves, run with this venv's Python from the project root.
+    `env` is applied last, over `DEBUG=1` (the embedded defaults); a value of None removes a
+    variable. The log file, and the SQLite database unless `database_url` is given, live in
+    `tmp_dir` (a new temporary directory by default), so two servers share a database by being
+    given the same `database_url`. `command` is what serves, run with this venv's Python from the
+    project root (default: `manage.py runserver --noreload` on the port, which serves the static
+    files in DEBUG); a test that passes one passes `port` too, since the command names it.
     """
 
     def __init__(
@@ -120,12 +129,20 @@ class ShopServer:
         env: Mapping[str, str | None] | None = None,
         ready_timeout: float = 30.0,
         stop_timeout: float = 10.0,
-        command: Sequence[str] = ("manage.py", "serve"),
+        command: Sequence[str] | None = None,
+        reconcile: bool = True,
+        deliver: bool = True,
     ) -> None:
         self.name = name
-        self.command = list(command)
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
+        self.command = list(command or ("manage.py", "runserver", "--noreload", self.address))
+        # The Procfile's other processes, as `make run` starts them beside the server.
+        self.background: list[list[str]] = []
+        if deliver:
+            self.background.append(["manage.py", "sandbox_deliver"])
+        if reconcile:
+            self.background.append(["manage.py", "reconcile"])
         self.tmp_dir = Path(tmp_dir) if tmp_dir else Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url or sqlite_url(self.tmp_dir / f"{name}.sqlite3")
@@ -133,7 +150,9 @@ class ShopServer:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.env = self._environment(env or {})
+        # The server's process, and the background processes started with it.
         self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
         self.prepared = False
         self.returncodes: list[int] = []
 
@@ -142,8 +161,12 @@ class ShopServer:
         return f"<ShopServer {self.name} {self.url} {state}>"
 
     @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.address}"
 
     @property
     def running(self) -> bool:
@@ -153,6 +176,8 @@ class ShopServer:
         env = {key: value for key, value in os.environ.items() if key not in SHOP_ENV}
         env.update(
             {
+                "DEBUG": "1",
+                # SITE_URL's default: the notify_url, and the embedded sandbox's address.
                 "HOST": self.host,
                 "PORT": str(self.port),
                 "DATABASE_URL": self.database_url,
@@ -192,6 +217,21 @@ class ShopServer:
                 + self.log_tail()
             )
 
+    def _spawn(self, args: Sequence[str]) -> subprocess.Popen[bytes]:
+        # Appending ("ab"), so that the processes' lines interleave rather than overwrite.
+        with self.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, *args],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal goes to pytest, not to servers
+            )
+        self._log(f"{' '.join(args)}: pid {process.pid}")
+        return process
+
     def start(self, *, prepare: bool | None = None, request: bool = True) -> ShopServer:
         """Start serving and wait until it answers HTTP.
 
@@ -205,17 +245,9 @@ class ShopServer:
             self.manage("migrate", "--noinput")
             self.manage("seed_demo")
             self.prepared = True
-        self._log(f"{' '.join(self.command)} on {self.url}")
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, *self.command],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the terminal goes to pytest, not to servers
-            )
+        self._log(f"starting on {self.url}")
+        self.process = self._spawn(self.command)
+        self.processes = [self.process, *(self._spawn(args) for args in self.background)]
         _live.add(self)
         try:
             self.wait_ready(self._answers if request else self._listens)
@@ -225,14 +257,16 @@ class ShopServer:
         return self
 
     def wait_ready(self, ready: Callable[[], bool] | None = None) -> None:
+        """Wait until `ready()` (by default: it answers HTTP), while every process is running."""
         ready = ready or self._answers
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            if self.process is None or self.process.poll() is not None:
-                code = None if self.process is None else self.process.returncode
-                raise ServerError(
-                    f"{self.name} exited ({code}) before answering\n" + self.log_tail()
-                )
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise ServerError(
+                        f"{self.name}: {' '.join(map(str, process.args[1:]))} exited"
+                        f" ({process.returncode}) before the server answered\n" + self.log_tail()
+                    )
             if ready():
                 return
             if time.monotonic() > deadline:
@@ -258,31 +292,46 @@ class ShopServer:
         except (OSError, urllib.error.URLError):
             return False
 
+    def _signal(self, process: subprocess.Popen[bytes], signum: int) -> None:
+        """To the process's group: its session holds what it started (an autoreloader's child)."""
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
     def stop(self, *, timeout: float | None = None) -> int | None:
-        """SIGTERM, wait, SIGKILL after `timeout`; returns the exit code (None if not running)."""
-        process = self.process
-        if process is None:
+        """SIGTERM to every process, wait, SIGKILL after `timeout`; returns the server's exit code
+        (None if it was not started)."""
+        if self.process is None:
             return None
-        if process.poll() is None:
+        running = [process for process in self.processes if process.poll() is None]
+        if running:
             self._log("SIGTERM")
-            process.send_signal(signal.SIGTERM)
+        for process in running:
+            self._signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
+        for process in self.processes:
             try:
-                process.wait(timeout=self.stop_timeout if timeout is None else timeout)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._log("still running after SIGTERM: SIGKILL")
-                process.kill()
+                self._log(f"pid {process.pid} still running after SIGTERM: SIGKILL")
+                self._signal(process, signal.SIGKILL)
                 process.wait(timeout=10)
-        self._log(f"exited {process.returncode}")
-        self.returncodes.append(process.returncode)
+        codes = ", ".join(f"{process.pid}: {process.returncode}" for process in self.processes)
+        self._log(f"exited ({codes})")
+        self.returncodes.append(self.process.returncode)
         self.process = None
+        self.processes = []
         _live.discard(self)
         return self.returncodes[-1]
 
     def kill(self) -> int | None:
         """SIGKILL at once: a crash, not a shutdown."""
-        if self.process is not None and self.process.poll() is None:
+        if self.processes:
             self._log("SIGKILL")
-            self.process.kill()
+        for process in self.processes:
+            if process.poll() is None:
+                self._signal(process, signal.SIGKILL)
         return self.stop(timeout=10)
 
     def restart(self) -> ShopServer:

@@ -9,6 +9,8 @@ import os
 import socket
 
 os.environ.setdefault("SANDBOX_RETRY_SCALE", "0.01")
+# Development: the embedded defaults (tests of production start servers with DEBUG=0).
+os.environ.setdefault("DEBUG", "1")
 
 
 def _answers(host: str, port: int) -> bool:
@@ -25,7 +27,3 @@ if "DATABASE_URL" not in os.environ and _answers("127.0.0.1", 5432):
 from shop.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-RECONCILE_IN_SERVER = False
-# The test process keeps Python's collector as it is (tests/shop/test_collector.py tests the policy
-# on its own; servers the tests start have it).
-GC_FREEZE_SURVIVORS = False

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 from django.conf import settings
 
+from checkout.gateways import signed_header
 from checkout.gateways.base import (
     GatewayError,
     GatewayPayment,
@@ -19,8 +20,8 @@ from checkout.gateways.base import (
     PaymentRequest,
 )
 from checkout.models import PaymentStatus
-from sandbox import signature
 
+HEADER = "Sandbox-Signature"
 NOTICE_TYPES = {
     "payment.succeeded": PaymentStatus.SUCCEEDED,
     "payment.failed": PaymentStatus.FAILED,
@@ -31,9 +32,7 @@ PAYMENT_ID = re.compile(r"pay_[0-9a-f]{24}")
 BIZ = re.compile(r"[0-9a-f]{32}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 
-# One aiohttp session (a connection pool) per event loop: sessions must not cross loops. aiohttp,
-# not httpx: about a quarter of the CPU per request (bench/profile_notes.md, "The payment system's
-# HTTP clients").
+# One aiohttp session (a connection pool) per event loop: sessions must not cross loops.
 _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 _closers: set[asyncio.Task] = set()
 
@@ -52,8 +51,8 @@ def _session() -> aiohttp.ClientSession:
 
 
 async def _close_with_loop(loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
-    """Close the loop's session when the loop ends: its runner (`asyncio.run`, uvicorn's, asgiref's
-    for a synchronous caller) cancels what is still waiting, this included, before it closes."""
+    """Close the loop's session when the loop ends: its runner (`asyncio.run`, asgiref's for a
+    synchronous caller) cancels what is still waiting, this included, before it closes."""
     try:
         await asyncio.Event().wait()
     finally:
@@ -96,12 +95,12 @@ class SandboxGateway:
     def verify_notice(self, *, headers: Mapping[str, str], body: bytes) -> PaymentNotice:
         secrets = [settings.SANDBOX_NOTIFY_SECRET, *settings.SANDBOX_NOTIFY_SECRETS_OLD]
         try:
-            signature.verify(headers.get(signature.HEADER), body, secrets, now=int(time.time()))
-        except signature.SignatureError as error:
+            signed_header.verify(headers.get(HEADER), body, secrets, now=int(time.time()))
+        except signed_header.SignatureError as error:
             raise NoticeRejected("bad_signature", str(error)) from None
         try:
             return _notice(json.loads(body))
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, RecursionError) as error:
             raise NoticeRejected("malformed", f"not a sandbox notification: {error}") from None
 
     async def _call(
@@ -118,11 +117,9 @@ class SandboxGateway:
     ) -> Any:
         """One request; sent a second time if its connection was lost and it is `idempotent`.
 
-        A connection kept alive from an earlier request can be closed by the payment system (its
-        idle timeout) just as a request goes out on it: aiohttp sends such a request again by
-        itself when its method is idempotent (GET), and a POST with an idempotency key is too.
-        Unretried, two Pays in a benchmark run failed so, at the moment the sandbox's uvicorn
-        closed the connections idle for its 5 s. Both tries together take at most
+        A kept-alive connection can be closed by the payment system (its idle timeout) just as a
+        request goes out on it: aiohttp retries an idempotent method (GET) by itself, and a POST
+        with an idempotency key is safe to retry too. Both tries together take at most
         PAYMENT_GATEWAY_TIMEOUT."""
         deadline = time.monotonic() + settings.PAYMENT_GATEWAY_TIMEOUT
         for last in (not idempotent, True):

@@ -5,13 +5,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from checkout.gateways import get_gateway
 from checkout.gateways.base import NoticeRejected
 from checkout.metrics import NOTIFICATIONS
 from checkout.models import Notification
-from checkout.services.results import result_settle
+from checkout.services.results import result_receive
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +28,15 @@ class Receipt:
     outcome: str = ""
 
 
-def notification_receive(
+async def notification_receive(
     *, gateway_name: str, headers: Mapping[str, str], body: bytes, remote_addr: str
 ) -> Receipt:
     """Handle one request to the notification endpoint.
 
     Every request is stored, forgeries and failures too. An accepted one is stored in the
-    transaction that applies it, so it costs one commit; one that could not be applied is stored
-    with the error after its transaction rolled back, and the caller answers 500 so that the
-    payment system delivers it again.
+    transaction that applies it; one that could not be applied is stored with the error after its
+    transaction rolled back, and the caller answers 500 so that the payment system delivers it
+    again.
     """
     started = time.perf_counter()
     record = Notification(
@@ -51,19 +52,19 @@ def notification_receive(
     except NoticeRejected as rejected:
         record.verdict, record.detail = rejected.verdict, rejected.detail
         record.processed_at = timezone.now()
-        record.save()
+        await database_sync_to_async(record.save)()
         receipt = Receipt(400, rejected.verdict)
     else:
         record.event_id, record.biz = notice.event_id, notice.payment.biz
         record.payment_id = notice.payment.payment_id
         try:
-            applied = result_settle(
+            applied = await result_receive(
                 biz=notice.payment.biz, payment=notice.payment, notification=record
             )
         except Exception as error:
             # Not applied: answer 500 so the payment system delivers it again.
             logger.exception("notification event=%s could not be applied", record.event_id)
-            _record_failure(record, error)
+            await database_sync_to_async(_record_failure)(record, error)
             receipt = Receipt(500, Notification.Verdict.RECEIVED, "error")
         else:
             # An unknown order is answered 200 too: a retry cannot make it known; it is on record.

@@ -1,11 +1,14 @@
-"""Applying a payment result: the one function every path uses.
+"""Applying what the payment system says: the one function that changes an order's status.
 
-Notifications, the reconciler's active queries and its expiry all end here, so the state rules of
-`checkout.states` are applied in exactly one place, under the order's row lock.
+Pay's answer, notifications, the reconciler's queries and its expiry all end in `result_apply`, so
+the rules of `checkout.states` are applied in one place, under the order's row lock.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -13,17 +16,19 @@ from checkout import locks, states
 from checkout.gateways.base import GatewayPayment
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
 from checkout.panels import PanelState, panel_state
-from checkout.push import push_order_changed, push_soon
-from shop import sql
-from shop.db import db_step
+from checkout.push import push_order_changed
 
 
 @dataclass(frozen=True)
 class Applied:
     biz: str
-    changed: bool
     outcome: str  # the order's new status, or why nothing changed
-    state: PanelState | None = None  # when changed: what the shopper's panel shows now
+    state: PanelState | None = None  # when the order changed: what its panel shows now
+    order: Order | None = None  # as locked, with its product and payment
+
+    @property
+    def changed(self) -> bool:
+        return self.state is not None
 
 
 def result_apply(
@@ -33,13 +38,13 @@ def result_apply(
 
     `payment` None means the payment system has no payment for the order and its time is up.
     `notification`, the unsaved record of the request that brought the result, is saved with its
-    outcome in the same transaction: one commit, and never a result without its record.
+    outcome in the same transaction: never a result without its record.
     """
     with transaction.atomic():
         try:
             order = locks.order_for_update(biz)
         except Order.DoesNotExist:
-            applied = Applied(biz, False, "unknown_order")
+            applied = Applied(biz, "unknown_order")
         else:
             applied = _apply_locked(order, payment)
         if notification is not None:
@@ -50,28 +55,23 @@ def result_apply(
             )
             notification.outcome = applied.outcome
             notification.processed_at = timezone.now()
-            sql.insert(notification)
+            notification.save()
     return applied
 
 
-def result_settle(
-    *, biz: str, payment: GatewayPayment | None, notification: Notification | None = None
+async def result_receive(
+    *,
+    biz: str,
+    payment: GatewayPayment | None,
+    notification: Notification | None = None,
+    pressed_in: str | None = None,
 ) -> Applied:
-    """Apply a result, then, once it is committed, hand the push to the shopper's page to the
-    event loop (`push_soon`): for a request's thread (a notification's)."""
-    applied = result_apply(biz=biz, payment=payment, notification=notification)
-    if applied.state is not None:
-        push_soon(applied.state)
-    return applied
-
-
-async def result_receive(*, biz: str, payment: GatewayPayment | None) -> Applied:
-    """Apply a result, then, once it is committed, tell the shopper's page: for the event loop
-    (the reconciler's), which waits for the push, a standalone reconciler's loop possibly ending
-    right after."""
-    applied = await db_step(result_apply)(biz=biz, payment=payment)
-    if applied.state is not None:
-        await push_order_changed(applied.state)
+    """`result_apply`, then, once the change is committed, tell the shopper's page."""
+    applied = await database_sync_to_async(result_apply)(
+        biz=biz, payment=payment, notification=notification
+    )
+    if applied.changed:
+        await push_order_changed(applied.state, pressed_in=pressed_in)
     return applied
 
 
@@ -81,20 +81,24 @@ def _apply_locked(order: Order, payment: GatewayPayment | None) -> Applied:
         problem = _payment_mirror(order, payment)
         if problem:
             _flag(order, problem, f"{payment.payment_id}: {payment}")
-            return Applied(order.biz, False, problem)
+            return Applied(order.biz, problem, order=order)
         reported = payment.status
     new_status = states.status_after(order.status, reported)
     if new_status is None:
-        return Applied(order.biz, False, "unchanged")
+        return Applied(order.biz, "unchanged", order=order)
     if new_status == OrderStatus.PAID:
         if order.status == OrderStatus.EXPIRED:
             _flag(order, Flag.Kind.PAID_AFTER_EXPIRY, "success reported after the order expired")
         elif order.status == OrderStatus.FAILED:
             _flag(order, Flag.Kind.PAID_AFTER_FAILURE, "success reported after a failure")
         order.paid_at = (payment.paid_at if payment else None) or timezone.now()
+    if new_status == OrderStatus.PENDING:
+        # No word from the payment system within this time: the reconciler asks it.
+        query_at = timezone.now() + timedelta(seconds=settings.RECONCILE_QUERY_AFTER)
+        order.reconcile_after = min(query_at, order.expires_at)
     order.status = new_status
-    order.save_change("status", "paid_at")
-    return Applied(order.biz, True, new_status, panel_state(order))
+    order.save_change("status", "paid_at", "reconcile_after")
+    return Applied(order.biz, new_status, panel_state(order), order)
 
 
 def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
@@ -107,11 +111,10 @@ def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
     # A payment only leaves pending, and succeeded is final, whatever order deliveries come in.
     if row.status == PaymentStatus.PENDING or payment.status == PaymentStatus.SUCCEEDED:
         row.status = payment.status
+    # A notification can come before Pay's answer: the cashier link comes with the answer.
+    row.cashier_url = row.cashier_url or payment.cashier_url
     row.last_heard_at = timezone.now()
-    if row.pk is None:
-        sql.insert(row)
-    else:
-        sql.update(row, "status", "last_heard_at", "updated_at")
+    row.save()
     if payment.status == PaymentStatus.SUCCEEDED and (payment.amount, payment.currency) != (
         order.amount,
         order.currency,

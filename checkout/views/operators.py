@@ -2,6 +2,7 @@
 
 import asyncio
 import hmac
+import logging
 import secrets
 import weakref
 
@@ -14,6 +15,8 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import checkout.metrics  # noqa: F401  (registers the shop's metrics)
+
+logger = logging.getLogger(__name__)
 
 CHANNEL_LAYER_TIMEOUT = 2.0
 
@@ -56,7 +59,8 @@ async def _channel_layer() -> None:
 
 @require_GET
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the channel layer both answer, else 503 naming what failed."""
+    """200 when the database and the channel layer both answer, else 503 naming the check that
+    failed."""
     checks: dict[str, str] = {}
     for name, check in (
         ("database", sync_to_async(_database)),
@@ -64,10 +68,10 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     ):
         try:
             await check()
-        except TimeoutError:
-            checks[name] = f"fail: no answer within {CHANNEL_LAYER_TIMEOUT:g} s"
-        except Exception as error:
-            checks[name] = f"fail: {type(error).__name__}: {error}"
+        except Exception:
+            # The reason goes to the log: an exception's text can name hosts and users.
+            logger.exception("healthz: the %s check failed", name)
+            checks[name] = "fail"
         else:
             checks[name] = "ok"
     healthy = all(result == "ok" for result in checks.values())

@@ -1,7 +1,10 @@
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from checkout.models import Order
 from checkout.panels import panel_id_of, panel_render
@@ -10,12 +13,8 @@ from checkout.services.payments import PaymentNotStarted, payment_start
 from checkout.shoppers import shopper_of
 
 
-def own_order(request: HttpRequest, biz: str) -> Order:
-    """The order if this session created it; 404 for anyone else."""
-    order = order_for_owner(biz=biz, owner=shopper_of(request.session))
-    if order is None:
-        raise Http404("No such order.")
-    return order
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def page_response(
@@ -34,31 +33,36 @@ def page_response(
 
 @require_GET
 def order_page(request: HttpRequest, biz: str) -> HttpResponse:
-    return page_response(request, own_order(request, biz))
+    order = order_for_owner(biz=biz, owner=shopper_of(request.session))
+    if order is None:
+        raise Http404("No such order.")
+    return page_response(request, order)
 
 
 @require_POST
-def order_pay(request: HttpRequest, biz: str) -> HttpResponse:
-    """The Pay button: start the payment and answer with the pending panel at once, for htmx to
-    swap in; or, to a browser that posted the button's form itself (Pay pressed before htmx set
-    the page up) and will show the answer as a page, with the order's page.
+async def order_pay(request: HtmxHttpRequest, biz: str) -> HttpResponse:
+    """The Pay button: start the payment and answer at once. htmx gets the pending panel to swap
+    in; a browser that posted the button's form itself (Pay pressed before htmx set the page up)
+    gets the order's page.
 
-    A sync view, in the request's thread like its middleware (`shop.handlers`); it waits there for
-    the payment system, which is called on the event loop (`payment_start`)."""
-    order = own_order(request, biz)
+    Async: while the payment system answers, the request holds no thread and no database
+    connection."""
+    order = await database_sync_to_async(order_for_owner)(
+        biz=biz, owner=await database_sync_to_async(shopper_of)(request.session)
+    )
+    if order is None:
+        raise Http404("No such order.")
     pressed_in = panel_id_of(request.POST.get("panel"))  # a socket's panel, if it was one
     error = ""
     try:
-        # The order as it stands under its row lock, payment attached: the answer renders it
-        # without reading it again.
-        order = payment_start(order=order, pressed_in=pressed_in)
+        order = await payment_start(order=order, pressed_in=pressed_in)
     except PaymentNotStarted as failed:
         error = str(failed)
     status = 503 if error else 200
-    if request.headers.get("Sec-Fetch-Mode") != "navigate":  # htmx, or any other client
+    if request.htmx:
         # A retry from the error's panel names the same socket's panel: that page shows this one.
         answer = panel_render(order, error=error, panel_id=pressed_in or "")
         return HttpResponse(answer, status=status)
     if error:
-        return page_response(request, order, error=error, status=status)
+        return await sync_to_async(page_response)(request, order, error=error, status=status)
     return redirect(order)  # so that reloading it does not post again

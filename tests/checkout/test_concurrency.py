@@ -21,15 +21,11 @@ def pushes(monkeypatch) -> list[str]:
     announced: list[str] = []
     lock = threading.Lock()
 
-    def record(state: PanelState) -> None:
+    async def record(state: PanelState, *, pressed_in: str | None = None) -> None:
         with lock:
             announced.append(state["biz"])
 
-    async def record_async(state: PanelState) -> None:
-        record(state)
-
-    monkeypatch.setattr(results, "push_soon", record)  # a request's
-    monkeypatch.setattr(results, "push_order_changed", record_async)  # the reconciler's
+    monkeypatch.setattr(results, "push_order_changed", record)
     return announced
 
 

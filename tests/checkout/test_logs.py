@@ -62,7 +62,7 @@ def test_no_secret_reaches_the_logs(client, live_server, settings, secrets, logs
     knobs_update({"drop": True})
     # A payment start, with the API key on the wire, and its notification, signed and forged.
     order = Order.objects.select_related("product").get(pk=f.order().pk)
-    payment_start(order=order)
+    async_to_sync(payment_start)(order=order)
     order.refresh_from_db()
     payment_decide(payment_id=order.payment.payment_id, approve=True)
     body = f.notice_body(order, pay_id=order.payment.payment_id)
@@ -81,7 +81,7 @@ def test_no_secret_reaches_the_logs(client, live_server, settings, secrets, logs
         assert async_to_sync(reconcile.reconcile_once)() == 1
         unpaid = Order.objects.select_related("product").get(pk=f.order().pk)
         with pytest.raises(PaymentNotStarted):
-            payment_start(order=unpaid)
+            async_to_sync(payment_start)(order=unpaid)
     settings.PAYMENT_GATEWAY_URL = live_server.url + "/sandbox/"
     Order.objects.filter(pk=other.pk).update(reconcile_after=timezone.now())
     async_to_sync(reconcile.reconcile_once)()

@@ -120,7 +120,7 @@ async def test_healthz_is_503_naming_the_channel_layer_when_it_does_not_answer(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "fail" and body["checks"]["database"] == "ok"
-    assert body["checks"]["channel_layer"].startswith("fail: ")
+    assert body["checks"]["channel_layer"] == "fail"  # the reason is logged, not shown
 
 
 async def test_healthz_is_503_naming_the_database_when_it_cannot_be_queried(async_client):
@@ -129,7 +129,7 @@ async def test_healthz_is_503_naming_the_database_when_it_cannot_be_queried(asyn
     assert response.status_code == 503
     body = response.json()
     assert body["checks"]["channel_layer"] == "ok"
-    assert body["checks"]["database"].startswith("fail: ")
+    assert body["checks"]["database"] == "fail"
 
 
 @pytest.mark.django_db

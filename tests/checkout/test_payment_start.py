@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from checkout.models import Order, OrderStatus, Payment
-from checkout.services import payments
+from checkout.services import results
 from sandbox.models import Payment as SandboxPayment
 from tests.checkout import factories as f
 from tests.servers import free_port
@@ -54,10 +54,10 @@ def press_pay(browser: httpx.Client, page: str) -> httpx.Response:
 def test_pay_names_the_sockets_panel_it_was_pressed_in_to_its_push(shop, monkeypatch, sent, named):
     pushed = []
 
-    def push_soon(state, *, pressed_in=None):
+    async def push_order_changed(state, *, pressed_in=None):
         pushed.append((state["status"], pressed_in))
 
-    monkeypatch.setattr(payments, "push_soon", push_soon)
+    monkeypatch.setattr(results, "push_order_changed", push_order_changed)
     browser, page = shopper(shop)
     response = browser.post(
         f"{page}pay/",

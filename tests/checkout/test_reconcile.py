@@ -29,7 +29,8 @@ from checkout.models import Flag, Order, OrderStatus, Payment, PaymentStatus
 from checkout.panels import PanelState
 from checkout.push import order_group
 from checkout.services import results
-from checkout.services.payments import payment_record, payment_start
+from checkout.services.payments import payment_start
+from checkout.services.results import result_apply
 from sandbox.knobs import knobs_update
 from sandbox.models import Payment as SandboxPayment
 from sandbox.payments import payment_decide
@@ -75,9 +76,10 @@ def pushes(monkeypatch) -> list[str]:
     announced: list[str] = []
     real = results.push_order_changed
 
-    async def record(state: PanelState) -> None:
-        announced.append(state["biz"])
-        await real(state)
+    async def record(state: PanelState, *, pressed_in: str | None = None) -> None:
+        if state["status"] != OrderStatus.PENDING:  # results, not a Pay's own push
+            announced.append(state["biz"])
+        await real(state, pressed_in=pressed_in)
 
     monkeypatch.setattr(results, "push_order_changed", record)
     return announced
@@ -87,7 +89,7 @@ def pending_order(**changes) -> tuple[Order, str]:
     """An order whose Pay went through at the sandbox; returns it with its payment id."""
     order = f.order(**changes)
     order = Order.objects.select_related("product").get(pk=order.pk)
-    payment_start(order=order)
+    async_to_sync(payment_start)(order=order)
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     return order, order.payment.payment_id
@@ -192,8 +194,7 @@ def test_a_payment_started_while_the_order_expired_is_closed_too(sandbox, calls)
     assert SandboxPayment.objects.get(pk=started.payment_id).status == "closed"
     assert status_of(order) == OrderStatus.EXPIRED
     # The Pay request now finishes: the payment is already on record, closed; nothing is left.
-    _, changed = payment_record(payment=started)
-    assert not changed
+    assert not result_apply(biz=order.biz, payment=started).changed
     assert Payment.objects.get(order=order).status == PaymentStatus.CLOSED
     assert status_of(order) == OrderStatus.EXPIRED
     due(order)
@@ -209,7 +210,7 @@ def test_a_success_after_expiry_is_accepted_as_paid_and_flagged(sandbox, calls, 
     # A Pay that was in flight created the payment, and the shopper approved it at once.
     started = async_to_sync(SandboxGateway().start)(_request(order))
     payment_decide(payment_id=started.payment_id, approve=True)
-    payment_record(payment=started)
+    result_apply(biz=order.biz, payment=started)
     due(order)
 
     assert run_once() == 1

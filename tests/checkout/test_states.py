@@ -25,8 +25,10 @@ def test_failure_and_close_only_end_a_waiting_order():
     assert status_after(O.FAILED, P.CLOSED) is None
 
 
-def test_pending_report_changes_nothing():
-    assert status_after(O.PENDING, P.PENDING) is None
+def test_a_started_payment_makes_only_an_unpaid_order_pending():
+    assert status_after(O.UNPAID, P.PENDING) == O.PENDING
+    for current in (O.PENDING, O.PAID, O.FAILED, O.EXPIRED):
+        assert status_after(current, P.PENDING) is None
 
 
 def test_only_an_unpaid_order_starts_a_payment():

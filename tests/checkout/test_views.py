@@ -11,6 +11,8 @@ from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
 
+HTMX = {"HX-Request": "true"}
+
 
 def buy(client) -> Order:
     f.product()
@@ -110,11 +112,11 @@ def test_an_expired_order_cannot_start_a_payment(client):
     assert "over" in response.content.decode()
 
 
-def test_pay_answers_the_panel_alone_unless_the_browser_navigated(client, settings):
-    """Only a browser that posted the Pay form itself (no htmx yet) is shown a whole page."""
+def test_pay_answers_htmx_with_the_panel_alone_and_a_plain_post_with_the_page(client, settings):
+    """A browser that posted the Pay form itself (no htmx yet) is shown a whole page."""
     settings.PAYMENT_GATEWAY_URL = "http://127.0.0.1:9/"
     order = buy(client)
-    fragment = client.post(f"/orders/{order.biz}/pay/").content.decode()
+    fragment = client.post(f"/orders/{order.biz}/pay/", headers=HTMX).content.decode()
     page = client.post(f"/orders/{order.biz}/pay/", headers={"Sec-Fetch-Mode": "navigate"})
     assert fragment.lstrip().startswith('<div id="payment-status"') and "<html" not in fragment
     assert page.status_code == 503 and page.content.decode().startswith("<!doctype html>")
@@ -126,7 +128,7 @@ def test_a_retry_from_a_sockets_panel_names_that_panel_again(client, settings):
     settings.PAYMENT_GATEWAY_URL = "http://127.0.0.1:9/"
     order = buy(client)
     assert 'name="panel"' not in client.get(f"/orders/{order.biz}/").content.decode()
-    response = client.post(f"/orders/{order.biz}/pay/", {"panel": "AbCdEf012_-x"})
+    response = client.post(f"/orders/{order.biz}/pay/", {"panel": "AbCdEf012_-x"}, headers=HTMX)
     assert response.status_code == 503
     assert '<input type="hidden" name="panel" value="AbCdEf012_-x">' in response.content.decode()
 

@@ -17,7 +17,7 @@ from django.db import connection
 
 from tests.conftest import require
 from tests.realtime.streams import RedisServer, postgres_url
-from tests.servers import Servers, ShopServer
+from tests.servers import Servers, ShopServer, daphne_command, free_port
 
 SHARED_REDIS = "redis://127.0.0.1:6379/4"
 
@@ -60,8 +60,27 @@ class Shops(Servers):
         super().__init__(tmp_dir)
         self.database_url = database_url
 
-    def start(self, name: str, **env: str) -> ShopServer:
-        server = self.new(name=name, database_url=self.database_url, env=env)
+    def start(
+        self,
+        name: str,
+        *,
+        daphne: bool = False,
+        reconcile: bool = True,
+        deliver: bool = True,
+        **env: str,
+    ) -> ShopServer:
+        """A shop on the shared database; with `daphne`, served as production serves it (the
+        default: `runserver`, as `make run` does)."""
+        port = free_port()
+        server = self.new(
+            name=name,
+            database_url=self.database_url,
+            env=env,
+            port=port,
+            command=daphne_command(port) if daphne else None,
+            reconcile=reconcile,
+            deliver=deliver,
+        )
         # Migrations are the test database's already; the catalogue the tests seed themselves.
         server.prepared = True
         return server.start()

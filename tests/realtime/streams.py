@@ -24,12 +24,19 @@ SESSION_COOKIE = "sessionid"
 
 
 async def open_stream(
-    server_url: str, biz: str, session_key: str, *, local_ip: str = "127.0.0.1"
+    server_url: str,
+    biz: str,
+    session_key: str,
+    *,
+    local_ip: str = "127.0.0.1",
+    origin: str | None = None,
 ) -> ClientConnection:
+    """The order's status stream, as the page served by `server_url` opens it (or a page of
+    `origin`)."""
     url = server_url.replace("http://", "ws://", 1) + f"/ws/order/{biz}/"
     return await connect(
         url,
-        origin=server_url,
+        origin=origin or server_url,
         additional_headers={"Cookie": f"{SESSION_COOKIE}={session_key}"},
         local_addr=(local_ip, 0),
         open_timeout=120,

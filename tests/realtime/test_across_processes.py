@@ -1,6 +1,6 @@
 """Fan-out across processes: the socket on one server, the result from another process.
 
-Two `manage.py serve` processes and `manage.py reconcile --once` share PostgreSQL and Redis. The
+Two server processes and `manage.py reconcile --once` share PostgreSQL and Redis. The
 socket's server has its watchlist turned down to once an hour, so a panel that arrives came through
 the channel layer, not the safety net.
 """

@@ -1,5 +1,10 @@
 """A burst of 2,000 simultaneous WebSocket connects to one server process on Redis all succeed.
 
+Each handshake reads the session and the order on the process's one database thread (Channels'
+`database_sync_to_async`), so the last of 2,000 waits seconds for its turn: longer than daphne's
+default 5 s for a handshake. The server runs as production does (deploy/supervisord.conf), with
+`--websocket_connect_timeout` raised.
+
 The pub/sub layer (the default) gets 2,000; the core layer, kept as an option, 400, which is four
 times redis-py 8's default pool and enough to show its pool and read timeout are configured (2,000
 take a minute on it). The shoppers come from up to 40 loopback addresses, 50 sockets each, so the
@@ -37,7 +42,14 @@ def shoppers_with_orders(clients: int) -> list[tuple[str, str, str]]:
 async def test_a_burst_of_simultaneous_connects_all_get_their_panel(
     shops, shared_redis, layer, sockets
 ):
-    server = shops.start("burst", REDIS_URL=shared_redis, REDIS_CHANNEL_LAYER=layer)
+    server = shops.start(
+        "burst",
+        daphne=True,
+        reconcile=False,
+        deliver=False,
+        REDIS_URL=shared_redis,
+        REDIS_CHANNEL_LAYER=layer,
+    )
     plan = await sync_to_async(shoppers_with_orders)(sockets // 50)
 
     async def one(ip: str, key: str, biz: str) -> str:

@@ -3,8 +3,8 @@
 A Pay waits for the payment system's answer for up to PAYMENT_GATEWAY_TIMEOUT. Were its
 database connection kept all that time, a few such Pays would take every connection of the
 process's pool, and every other page, socket and notification would wait for one: an outage of
-the payment system would stop the shop. A Pay gives it back once the answer is late
-(`checkout.services.payments.GIVE_BACK_AFTER`).
+the payment system would stop the shop. Pay is an async view whose database steps give their
+connection back when done (Channels' `database_sync_to_async`).
 """
 
 import asyncio
@@ -73,14 +73,15 @@ async def shoppers() -> Shoppers:
 
 
 def one_connection(shops, name: str, gateway: str, **env: str):
-    """A shop with one connection in its pool, and no background loop to take it (the reconciler
-    and the sandbox's deliveries may hold one between their steps): a Pay that kept its own while
-    it waits would leave none to anyone."""
+    """A shop served as in production with one connection in its pool: a Pay that kept its own
+    while it waits would leave none to anyone."""
     return shops.start(
         name,
+        daphne=True,
+        reconcile=False,
+        deliver=False,
         DATABASE_POOL_SIZE="1",
         PAYMENT_GATEWAY_URL=gateway,
-        RECONCILE_IN_SERVER="0",
         SANDBOX_ENABLED="0",
         **env,
     )
@@ -113,49 +114,4 @@ async def test_pays_waiting_for_the_payment_system_hold_no_database_connection(s
     assert notified.status_code == 200
     await waiting.arefresh_from_db()
     assert waiting.status == OrderStatus.PAID
-    assert paid.status_code == 200 and 'data-status="pending"' in paid.text
-
-
-async def test_a_pay_waiting_for_a_slow_payment_system_holds_no_connection_after_a_moment(shops):
-    """A real payment system answers a create in 0.1-0.5 s, the sandbox on loopback in a few ms.
-    A Pay that kept its connection for all of that capped a process at DATABASE_POOL_SIZE Pays per
-    answer time (8 a 0.3 s: 27 a second), every page and socket waiting behind them: with the
-    sandbox answering 0.3 s late, the benchmark's two processes completed 38-44 checkouts a second
-    with most of the CPU idle, and 62-67 once Pays let go after 0.1 s or sooner
-    (bench/profile_notes.md, twenty-second pass). With one connection in the pool, a page asked
-    for while a Pay waits 0.5 s is answered before that Pay is."""
-    two = await shoppers()
-    arrived = threading.Event()
-    with fake_http.answering(201, two.answer, delay=0.5, arrived=arrived) as gateway:
-        server = one_connection(shops, "slow", gateway)
-        async with httpx.AsyncClient(base_url=server.url, timeout=15) as browser:
-            paying = two.pay(browser)
-            assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
-            page = await two.browse(browser)
-            assert not paying.done()  # the page did not wait for the Pay's connection
-            paid = await paying
-
-    assert page.status_code == 200 and two.browsing.biz in page.text
-    assert paid.status_code == 200 and 'data-status="pending"' in paid.text
-
-
-async def test_a_pay_answered_at_once_never_waits_for_a_place_while_it_holds_a_connection(shops):
-    """A Pay keeps its connection and its place for the answer's first moment (GIVE_BACK_AFTER).
-    Were it to give the place back at once and take one again with the answer, it would wait for
-    a place while it held a connection, and a page holding that place would wait for the
-    connection: with the pool and the lane both full, each holds what the other needs until the
-    pool's time limit (a variant tried so stalled the benchmark: bench/profile_notes.md,
-    twenty-third pass). One connection and one place; the payment system answers within the
-    moment; a page asked for meanwhile is answered as soon as the Pay is."""
-    two = await shoppers()
-    arrived = threading.Event()
-    with fake_http.answering(201, two.answer, delay=0.05, arrived=arrived) as gateway:
-        server = one_connection(shops, "prompt", gateway, HTTP_MAX_CONCURRENT="1")
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as browser:
-            paying = two.pay(browser)
-            assert await sync_to_async(arrived.wait)(10), "the Pay never reached the gateway"
-            page = await two.browse(browser)
-            paid = await paying
-
-    assert page.status_code == 200 and two.browsing.biz in page.text
     assert paid.status_code == 200 and 'data-status="pending"' in paid.text

@@ -1,13 +1,14 @@
-"""The production recipe: `deploy/run` (N servers + the reconciler) and `check --deploy`.
+"""The production recipe: `deploy/supervisord.conf` (two daphne processes and the reconciler under
+supervisor) and `check --deploy`.
 
-`deploy/run` serves with DEBUG off on PostgreSQL and Redis, plain HTTP on loopback (HTTPS=0; in
-production nginx terminates TLS, see deploy/nginx.conf). The payment system is a separate sandbox
-process. A purchase goes through it end to end: bought and paid on one worker, the socket on the
-other, the sandbox's notification to the first.
+supervisord runs as `make prod` runs it, with DEBUG off on PostgreSQL and Redis and plain HTTP on
+loopback (HTTPS=0; in production nginx terminates TLS, see deploy/nginx.conf). The payment system is
+a separate sandbox process. A purchase goes through it end to end: the socket on the first server,
+the sandbox's notification to the second, the push between them through Redis.
 """
 
+import asyncio
 import os
-import re
 import secrets
 import signal
 import socket
@@ -16,13 +17,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from asgiref.sync import sync_to_async
 
 from tests.checkout import factories as f
-from tests.realtime.streams import next_status, open_stream, status_becomes
+from tests.realtime.shopper import approve, buy, pay
+from tests.realtime.streams import SESSION_COOKIE, next_status, open_stream, status_becomes
 from tests.servers import ROOT, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,6 +41,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "127.0.0.1",
     "PROXY_HEADERS": "1",
 }
+VENV_BIN = str(Path(sys.executable).parent)
 
 
 def production_env(**extra: str) -> dict[str, str]:
@@ -58,7 +63,7 @@ def test_check_deploy_is_clean_with_production_settings():
 
 
 def two_free_ports() -> int:
-    """A port P such that P and P+1 are free right now (deploy/run takes consecutive ports)."""
+    """A port P such that P and P+1 are free right now (the servers take consecutive ports)."""
     while True:
         port = free_port()
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -69,10 +74,10 @@ def two_free_ports() -> int:
         return port
 
 
-def wait_answers(url: str, process: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + 60
+def wait_answers(url: str, supervisord: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + 30
     while True:
-        assert process.poll() is None, f"deploy/run exited {process.returncode}\n{log()}"
+        assert supervisord.poll() is None, f"supervisord exited {supervisord.returncode}\n{log()}"
         try:
             urllib.request.urlopen(url, timeout=1)
             return
@@ -86,47 +91,51 @@ def wait_answers(url: str, process: subprocess.Popen, log) -> None:
 def buy_and_pay(base: str) -> tuple[str, str, str]:
     """Through the HTTP forms: (session key, biz, cashier URL)."""
     with httpx.Client(base_url=base, timeout=15) as client:
-        page = client.get("/").text
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
-        slug = re.search(r'name="product" value="([^"]+)"', page)[1]
-        bought = client.post("/orders/", data={"product": slug, "csrfmiddlewaretoken": token})
-        assert bought.status_code == 302, bought.text
-        biz = re.search(r"/orders/([0-9a-f]{32})/", bought.headers["location"])[1]
-        csrf = client.cookies["csrftoken"]
-        htmx = {"X-CSRFToken": csrf, "HX-Request": "true"}
-        paid = client.post(f"/orders/{biz}/pay/", headers=htmx)
-        assert paid.status_code == 200 and 'data-status="pending"' in paid.text, paid.text
-        cashier = re.search(r'<a [^>]*class="[^"]*cashier-link[^>]*href="([^"]+)"', paid.text)[1]
-        return client.cookies["sessionid"], biz, cashier
+        biz = buy(client)
+        cashier = pay(client, biz)
+        return client.cookies[SESSION_COOKIE], biz, cashier
 
 
-def approve(cashier_url: str) -> None:
-    with httpx.Client(timeout=15) as phone:
-        form = phone.get(cashier_url).text
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)[1]
-        answer = phone.post(cashier_url, data={"csrfmiddlewaretoken": token, "decision": "approve"})
-        assert answer.status_code < 400, answer.text
+def programs(supervisord: psutil.Process) -> dict[str, psutil.Process]:
+    """supervisord's programs by what they run: `web <port>` and `reconcile`."""
+    found = {}
+    for child in supervisord.children(recursive=True):
+        command = child.cmdline()
+        if "daphne" in command:
+            found[f"web {command[command.index('--port') + 1]}"] = child
+        elif "reconcile" in command:
+            found["reconcile"] = child
+    return found
 
 
-async def test_deploy_run_serves_a_purchase_across_its_processes_and_stops_cleanly(
+async def test_supervisor_serves_a_purchase_across_its_processes_and_stops_them_all(
     shops, shared_database, shared_redis, tmp_path
 ):
     await sync_to_async(f.product)()  # the catalogue
-    payments = shops.start("payments", RECONCILE_IN_SERVER="0")
+    # The payment system: the sandbox (DEBUG), its deliveries beside it, no reconciler.
+    payments = shops.new(name="payments", database_url=shops.database_url, reconcile=False)
+    payments.prepared = True  # the test database is migrated already
+    await sync_to_async(payments.start)()
     port = two_free_ports()
     first, second = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
     env = production_env(
+        PATH=f"{VENV_BIN}:{os.environ['PATH']}",  # as `make prod` sets it, for `python`
+        HOST="127.0.0.1",
+        PORT=str(port),
+        SERVERS="2",
         DATABASE_URL=shared_database,
         REDIS_URL=shared_redis,
         HTTPS="0",
         PAYMENT_GATEWAY_URL=payments.url + "/sandbox/",
-        SITE_URL=first,  # the notify_url the sandbox calls: the first worker
+        SITE_URL=second,  # the notify_url the sandbox calls: the second server
+        # Behind nginx every page has the shop's one origin; here each server has its own.
+        WS_ALLOWED_ORIGINS=f"{first},{second}",
         WATCH_INTERVAL="3600",  # what reaches the socket comes through Redis
     )
-    log_path = tmp_path / "deploy-run.log"
-    with log_path.open("ab") as log_file:
+    log_path = tmp_path / "supervisord.log"
+    with log_path.open("ab") as log_file:  # appending: supervisor reopens /dev/stdout in "ab"
         run = subprocess.Popen(
-            [sys.executable, "deploy/run", "--workers", "2", "--port", str(port)],
+            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", "deploy/supervisord.conf"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -135,28 +144,33 @@ async def test_deploy_run_serves_a_purchase_across_its_processes_and_stops_clean
             start_new_session=True,
         )
     log = lambda: log_path.read_text(errors="replace")[-6000:]  # noqa: E731
+    supervisord = psutil.Process(run.pid)
+    children: list[psutil.Process] = []
     try:
         for url in (first, second):
             await sync_to_async(wait_answers)(url + "/", run, log)
         session_key, biz, cashier = await sync_to_async(buy_and_pay)(first)
-        stream = await open_stream(second, biz, session_key)
+        stream = await open_stream(first, biz, session_key)
         assert await next_status(stream) == "pending"
 
         await sync_to_async(approve)(cashier)
 
-        assert await status_becomes(stream, "paid"), log()
-        started = re.findall(r"deploy/run: started .+ pid (\d+)", log_path.read_text())
-        children = [int(pid) for pid in started]
-        assert len(children) == 3  # two servers and the reconciler
+        assert await status_becomes(stream, "paid"), log() + "\n" + payments.log_tail()
+        running = programs(supervisord)
+        assert sorted(running) == sorted([f"web {port}", f"web {port + 1}", "reconcile"]), log()
+        children = supervisord.children(recursive=True)
 
         run.send_signal(signal.SIGTERM)
-        assert await sync_to_async(run.wait)(timeout=40) == 0, log()
-        await stream.wait_closed()
-        assert stream.close_code == 1012  # service restart: the page reconnects
-        for pid in children:
-            with pytest.raises(ProcessLookupError):
-                os.kill(pid, 0)
+        assert await sync_to_async(run.wait)(timeout=30) == 0, log()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == [], log()
+        await asyncio.wait_for(stream.wait_closed(), 10)  # the page would reconnect elsewhere
     finally:
         if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+            children += supervisord.children(recursive=True)
+        for process in [supervisord, *children]:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        run.wait()

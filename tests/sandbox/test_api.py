@@ -296,15 +296,18 @@ def test_a_wrong_method_is_405_json(api: Client) -> None:
     assert json.loads(response.content)["error"] == "method_not_allowed"
 
 
-def test_the_api_skips_the_shoppers_middleware(api: Client) -> None:
-    """A merchant's server gets no session, CSRF, locale or clickjacking work (nor its headers);
-    the cashier page, which a shopper's browser opens, keeps it all."""
-    response = create(api)
+def test_the_api_needs_no_csrf_token_but_the_cashier_form_does(auth: dict[str, str]) -> None:
+    """A merchant's server authenticates with its key, not a browser's cookie; the cashier page,
+    which a shopper's browser posts, keeps Django's CSRF protection."""
+    merchant = Client(enforce_csrf_checks=True, headers=auth)
+    response = create(merchant)
     assert response.status_code == 201
-    assert "X-Frame-Options" not in response.headers and "Vary" not in response.headers
-    assert not response.cookies
-    page = api.get(response.json()["cashier_url"])
-    assert page.headers["X-Frame-Options"] == "DENY" and "csrftoken" in page.cookies
+    payment_id = response.json()["payment_id"]
+    assert merchant.post(f"/sandbox/v1/payments/{payment_id}/close").status_code == 200
+
+    browser = Client(enforce_csrf_checks=True)
+    refused = browser.post(f"/sandbox/cashier/{payment_id}", {"decision": "approve"})
+    assert refused.status_code == 403
 
 
 def test_creating_a_payment_is_one_insert(django_assert_num_queries) -> None:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from checkout.gateways import signed_header
 from sandbox import attempts, delivery, signature
 from sandbox.attempts import SCHEDULE_SECONDS, retry_delay
 from sandbox.delivery import deliver_due, deliver_forever
@@ -42,14 +43,15 @@ async def until_state(payment: Payment, state: DeliveryState, timeout: float = 3
 
 
 def verifies(headers: dict[str, str], body: bytes) -> bool:
+    """As the merchant checks it (the shop's own verifier)."""
     try:
-        signature.verify(
+        signed_header.verify(
             headers.get(signature.HEADER),
             body,
             [settings.SANDBOX_NOTIFY_SECRET],
             now=int(time.time()),
         )
-    except signature.SignatureError:
+    except signed_header.SignatureError:
         return False
     return True
 
@@ -182,16 +184,17 @@ def test_the_retry_schedule_is_wechat_pays_scaled_by_the_setting(settings) -> No
     assert retry_delay(1) == timedelta(seconds=0.15)
 
 
-async def test_the_loop_sends_a_decisions_notification_within_milliseconds(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+async def test_the_loop_sends_a_decision_made_in_another_process_within_a_poll(
+    receiver: Receiver,
 ) -> None:
-    monkeypatch.setattr(delivery, "IDLE_SECONDS", 30.0)  # so only the wake-up can explain it
+    """The web server enqueues, the deliverer (another process) sees it at its next poll."""
     loop = asyncio.create_task(deliver_forever())
     try:
-        await asyncio.sleep(0.2)  # let it reach its idle wait
+        await asyncio.sleep(0.3)  # let it reach its idle sleep
+        decided_at = time.monotonic()
         await decided(receiver.url)
-        # Well before the 30 s idle sleep could end: only the wake-up can explain it.
-        await receiver.wait_for(1, timeout=10)
+        [request] = await receiver.wait_for(1, timeout=5)
+        assert request.at - decided_at < delivery.POLL_SECONDS + 0.5
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
@@ -214,7 +217,9 @@ async def test_the_loop_resumes_notifications_left_from_before_a_restart(
 async def test_the_loop_retries_until_the_merchant_answers(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(delivery, "IDLE_SECONDS", 30.0)  # so it must wake for the retries
+    # Long sleeps, so that only the retry's own due time can explain how soon it goes.
+    monkeypatch.setattr(delivery, "POLL_SECONDS", 30.0)
+    monkeypatch.setattr(delivery, "SWEEP_SECONDS", 30.0)
     receiver.statuses = [500, 502]
     payment = await decided(receiver.url)
     loop = asyncio.create_task(deliver_forever())
@@ -253,28 +258,25 @@ async def test_no_row_stays_locked_while_a_notification_is_on_the_wire(
     assert await sending == 1
 
 
-async def test_a_delivered_notification_sends_the_loop_back_to_sleep(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One look for work per notification: a delivery that succeeded leaves nothing to retry, so
-    the loop does not look again until it is woken or its idle sleep ends (a look is 4 queries)."""
-    monkeypatch.setattr(delivery, "IDLE_SECONDS", 30.0)
-    looks = 0
-    claim_due = delivery.claim_due
+@pytest.mark.django_db
+def test_an_idle_look_for_work_is_one_query(django_assert_num_queries) -> None:
+    """The deliverer polls every POLL_SECONDS; with nothing due it only asks when the next
+    notification is due, and sleeps until then or the next poll, whichever is sooner."""
+    expiries = delivery.Expiries()
+    expiries.sweep_if_due(timezone.now())  # the sweep runs once per SWEEP_SECONDS, not per poll
+    with django_assert_num_queries(1):
+        claims, pause = delivery.look_for_work(delivery.BATCH, expiries)
+    assert claims == []
+    assert pause == delivery.POLL_SECONDS
 
-    def counted(limit: int) -> list[attempts.Claim]:
-        nonlocal looks
-        looks += 1
-        return claim_due(limit)
 
-    monkeypatch.setattr(delivery, "claim_due", counted)
-    loop = asyncio.create_task(deliver_forever())
-    try:
-        await asyncio.sleep(0.2)  # its first look, then the idle wait
-        payment = await decided(receiver.url)
-        await until_state(payment, DeliveryState.DELIVERED)
-        await asyncio.sleep(0.2)
-    finally:
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
-    assert looks == 2  # the first, and the one the decision woke
+@pytest.mark.django_db
+def test_a_look_for_work_claims_what_is_due_and_looks_again_at_once(receiver: Receiver) -> None:
+    payment = make_payment(notify_url=receiver.url)
+    payment_decide(payment_id=payment.id, approve=True)
+    expiries = delivery.Expiries()
+    claims, pause = delivery.look_for_work(delivery.BATCH, expiries)
+    assert [c.notification_id for c in claims] == [payment.notifications.get().id]
+    assert pause == 0
+    # Claimed: its lease keeps it from the next look, which sleeps until the next poll.
+    assert delivery.look_for_work(delivery.BATCH, expiries) == ([], delivery.POLL_SECONDS)

@@ -93,3 +93,11 @@ def test_a_notification_claimed_by_one_process_is_skipped_by_another() -> None:
     assert claimed_meanwhile == []
     assert len(claim_due(100)) == 3  # once released, they are claimable (once)
     assert claim_due(100) == []  # and the claim's lease keeps them from a second claim
+
+
+def test_deliverers_claiming_at_once_take_each_notification_once() -> None:
+    for n in range(20):
+        payment_decide(payment_id=make_payment(out_trade_no=f"biz{n}").id, approve=True)
+    claimed = at_once(*[lambda: claim_due(100)] * 4)
+    ids = [claim.notification_id for claims in claimed for claim in claims]
+    assert len(ids) == len(set(ids)) == 20

@@ -98,15 +98,15 @@ async def test_sync_refuses_a_bad_body_at_once(async_api: AsyncApi) -> None:
 
 
 async def test_the_poller_outlives_the_request_that_started_it(async_api: AsyncApi) -> None:
-    """The poller starts in the first waiter's request and serves the waiters after it. Under the
-    shop's handler each request runs in a thread-sensitive context of its own (asgiref's), which
-    ends with it: were it the poller's too, every poll after would fail, and a decision made by
-    another process would reach the next waiter only at its recheck, seconds later."""
+    """The poller starts in the first waiter's request and serves the waiters after it. Under
+    Django's ASGI handler each request runs in a thread-sensitive context of its own (asgiref's),
+    which ends with it: were it the poller's too, every poll after would fail, and a decision made
+    by another process would reach the next waiter only at its recheck, seconds later."""
     started, leave = asyncio.Event(), asyncio.Event()
     thread = ThreadPoolExecutor(max_workers=1)
 
     async def first_request() -> None:
-        async with ThreadSensitiveContext(executor=thread):  # as `shop.handlers` enters one
+        async with ThreadSensitiveContext(executor=thread):  # as Django's ASGI handler enters one
             first = await start_sync(async_api, key="k1", out_trade_no="biz1")
             payment = await created_payment("biz1")
             await asyncio.sleep(0.15)  # waiting, the poller started from here
