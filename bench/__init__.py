@@ -1,6 +1,6 @@
-"""`make bench`: what the callback mode buys, measured side by side (see BENCHMARKS.md).
+"""`make bench`: the stock stack measured against the last committed run (see BENCHMARKS.md).
 
-`bench.run` starts the servers and writes the report; `bench.load` is the load generator, always a
-process of its own; `bench.settings`, `bench.urls` and `bench.views` are the bench-only pieces the
-servers need (the old synchronous Pay view and a polling endpoint), never in the shop's URLs.
+`bench.run` starts the servers, drives each cell through `bench.load` (always a process of its own)
+and has `bench.report` write BENCHMARKS.md. `bench.settings`, `bench.urls`, `bench.views` and
+`bench.wsgi` serve the old synchronous Pay under gunicorn, the "sync" side of the comparison.
 """

@@ -1,8 +1,8 @@
 """Shoppers, orders and signed notifications, written straight to the database in bulk.
 
 The load generator makes thousands of them before it measures anything, so it does not go through
-the buy form; the rows are the same ones `checkout.services.orders.order_create` and a saved
-session would leave (see tests/checkout/factories.py).
+the buy form; the rows are the ones `checkout.services.orders.order_create` and a saved session
+would leave.
 """
 
 import json
@@ -101,12 +101,6 @@ def sandbox_leftovers_drop() -> tuple[int, int]:
         state=DeliveryState.GAVE_UP, next_attempt_at=None
     )
     return closed, given_up
-
-
-def orders_reset_pending(bizs: list[str]) -> None:
-    """Put paid orders back to waiting, so the same sockets can measure another push."""
-    Order.objects.filter(biz__in=bizs).update(status=OrderStatus.PENDING, paid_at=None)
-    Payment.objects.filter(order__biz__in=bizs).update(status="pending")
 
 
 def notice(biz: str, payment_id: str, *, amount: int = 1999, currency: str = "CNY") -> bytes:

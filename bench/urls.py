@@ -5,6 +5,5 @@ from checkout.urls import BIZ
 
 urlpatterns = [
     re_path(rf"^bench/old-pay/{BIZ}/$", views.old_pay, name="bench_old_pay"),
-    re_path(rf"^bench/poll/{BIZ}/$", views.poll, name="bench_poll"),
     path("", include("shop.urls")),
 ]

@@ -1,26 +1,27 @@
-"""Bench-only views: the way Pay used to work, and a page that polls instead of listening.
+"""The way Pay used to work: the worker waits on the payment system until the shopper decided.
 
-Neither is in the shop's URLs; `bench.urls` adds them for the benchmark servers only.
+Not in the shop's URLs; `bench.urls` adds it for gunicorn only.
 """
 
 import httpx
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from checkout.gateways.base import GatewayPayment
 from checkout.models import PaymentStatus
 from checkout.panels import panel_render
-from checkout.selectors import order_with_payment
+from checkout.selectors import order_for_owner, order_with_payment
 from checkout.services.results import result_apply
-from checkout.views.orders import own_order
+from checkout.shoppers import shopper_of
 
 
 @require_POST
 def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
-    """The old synchronous mode: the worker waits on the payment system until the shopper decided."""
-    order = own_order(request, biz)
+    order = order_for_owner(biz=biz, owner=shopper_of(request.session))
+    if order is None:
+        raise Http404("No such order.")
     body = {
         "out_trade_no": order.biz,
         "amount": order.amount,
@@ -51,9 +52,3 @@ def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
         ),
     )
     return HttpResponse(panel_render(order_with_payment(biz=order.biz)))
-
-
-@require_GET
-def poll(request: HttpRequest, biz: str) -> HttpResponse:
-    """What an `hx-trigger="every 1s"` panel would fetch: the current panel, every second."""
-    return HttpResponse(panel_render(own_order(request, biz)))

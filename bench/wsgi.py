@@ -1,4 +1,4 @@
-"""WSGI entry point for the old way of serving: gunicorn sync workers, one request per worker."""
+"""The old way of serving, for the sync side of the bench: gunicorn sync workers."""
 
 import os
 

@@ -1,163 +1,93 @@
-"""`bench.report`'s verdicts on the targets, from figures given here (no servers)."""
+"""`bench.report` on figures given here (no servers): the last committed run read back, verdicts,
+and the faults in a run's logs."""
 
-import json
+import math
 
 import pytest
 
 from bench import report
-from bench.report import targets
 
 
-def checkout(shoppers: int, sync: float, callback: float) -> list[dict]:
-    return [
-        {"mode": "sync", "shoppers": shoppers, "per_second": sync, "p99": 14_000.0},
-        {"mode": "callback", "shoppers": shoppers, "per_second": callback, "p99": 30.0},
-    ]
+def old_run() -> dict:
+    """A run of the custom stack (commit 7b7bded's schema), reduced to the cells read back."""
 
+    def push(server, layer, sockets, bytes_per_socket, p99):
+        bursts = [{"rate": rate, "p99": p99} for rate in (100, 200)]
+        bursts += [{"rate": 200, "p99": p99 - 1}, {"rate": 200, "p99": 99.0}]
+        return {"server": server, "layer": layer, "sockets": sockets, "bursts": bursts} | {
+            "bytes_per_socket": bytes_per_socket
+        }
 
-def ratio_verdict(shoppers: int, sync: float, callback: float):
-    [(_, figure, met)] = [
-        t for t in targets(checkout(shoppers, sync, callback), [], [], []) if "x" in t[0]
-    ]
-    return figure, met
+    def checkout(mode, rates, shop_seconds, p99):
+        runs = [{"per_second": r, "completed": int(r * 5), "pay": {"p99": p99}} for r in rates]
+        return {
+            "mode": mode,
+            "shoppers": 200,
+            "runs": runs,
+            "cpu": {"spent": {"shop": shop_seconds}},
+        }
 
-
-@pytest.mark.parametrize(
-    ("shoppers", "sync", "callback", "figure", "verdict"),
-    [
-        # 200 shoppers over 4 workers: the ceilings' ratio is the target itself.
-        (200, 2.0, 95.0, "47.5x", "at the edge, the ceilings allow exactly 50.0x"),
-        (200, 1.8, 95.0, "52.8x", True),
-        # 1,000: room to spare, a miss is a plain miss.
-        (1000, 2.0, 95.0, "47.5x", False),
-        (50, 2.0, 24.0, "12.0x", "out of reach, the ceilings allow 12.5x"),
-    ],
-)
-def test_the_throughput_ratio_says_how_far_the_ceilings_let_it_go(
-    shoppers, sync, callback, figure, verdict
-):
-    measured, met = ratio_verdict(shoppers, sync, callback)
-    assert measured.startswith(figure + " (ceilings' ratio")
-    if isinstance(verdict, str):
-        assert met.startswith("**no**: ") and verdict in met
-    else:
-        assert met is verdict
-
-
-def test_a_miss_the_ceilings_allow_says_when_the_machines_cpu_is_why():
-    [sync, callback] = checkout(1000, 1.6, 72.8)
-    callback.update(cores=1.87, p99=773.6, cpu_ms={"all": 25.4})
-    verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
-    assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] == (
-        "**no**: the machine's CPU, 2 cores at 25.4 ms a checkout (every process), serves at "
-        "most 78.7/s, 49.2x; 50x needs 25.0 ms or less"
-    )
-    assert verdicts["callback Pay p99 < 50 ms, 1000 shoppers"] == "**no**: 1.87 of the 2 cores busy"
-    # Cores that would allow 50x at that CPU: the miss says how busy they were.
-    callback["cpu_ms"] = {"all": 20.0}
-    verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
-    assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] == (
-        "**no**: 1.87 of the 2 cores busy, which at 20.0 ms a checkout (every process) serve at "
-        "most 100.0/s, 62.5x"
-    )
-    # Without the cores' figure, a plain miss.
-    del callback["cores"]
-    verdicts = {t: met for t, _, met in targets([sync, callback], [], [], [], cpus=2)}
-    assert verdicts["callback >= 50x sync throughput, 1000 shoppers"] is False
-
-
-def test_the_header_lists_the_logs_faults_first_ones():
-    faults = [f"uvicorn-redis.log:{n}: 2026-11-28 ERROR x `y`" for n in range(1, 31)]
-    lines = report._faults(faults, shown=2)
-    assert lines[0].startswith("- **Logs: 30 warnings, errors or tracebacks**")
-    assert lines[1:] == [
-        "  - `uvicorn-redis.log:1: 2026-11-28 ERROR x 'y'`",
-        "  - `uvicorn-redis.log:2: 2026-11-28 ERROR x 'y'`",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("config_args", "build"),
-    [
-        # As pyenv builds it by default, and as this machine's interpreter was built.
-        ("'--prefix=/p' '--enable-shared' 'LDFLAGS=-L/p/lib'", "without profile-guided or link"),
-        ("'--prefix=/p' '--enable-optimizations' '--with-lto'", "with profile-guided and link"),
-        ("'--enable-optimizations'", "with `--enable-optimizations` only"),
-        (None, "without profile-guided or link"),
-    ],
-)
-def test_the_header_says_how_the_interpreter_was_built(monkeypatch, config_args, build):
-    monkeypatch.setattr(report.sysconfig, "get_config_var", lambda name: config_args)
-    assert report._python_build().startswith("built " + build)
-    env = {"python": "3.13.0", "python_build": report._python_build()}
-    assert report._build_note(env) == f" ({report._python_build()})"
-    assert report._build_note({"python": "3.13.0"}) == ""  # a run recorded before it was
-
-
-def memory_verdicts(*cells: tuple[str, str, float]) -> dict[tuple[str, str], object]:
-    memory = [
-        {"server": server, "layer": layer, "sockets": 1000, "bytes_per_socket": kib * 1024}
-        for server, layer, kib in cells
-    ]
     return {
-        (m["server"], m["layer"]): met
-        for m, (_, _, met) in zip(memory, targets([], [], memory, []), strict=True)
+        "loop_start": 0.15,
+        "environment": {"loop_end": 0.16, "commit": "7b7bded", "date": "2026-11-29 08:10 UTC"},
+        "push": [
+            push("uvicorn x2", "redis", 5000, 17.0 * 1024, 6.0),
+            push("uvicorn", "redis", 1000, 18.0 * 1024, 5.0),
+            push("uvicorn", "local", 1000, 18.5 * 1024, 5.5),
+        ],
+        "checkout": [
+            checkout("sync", [1.8, 2.0, 1.6], 10.0, 14_000.0),
+            checkout("callback", [70.0, 80.0, 75.0], 4.5, 300.0),
+        ],
     }
 
 
-def test_a_miss_by_what_the_shop_replaced_says_so_and_stays_a_miss():
-    verdicts = memory_verdicts(
-        ("daphne", "local", 31.0),
-        ("uvicorn", "inmemory", 21.6),
-        ("uvicorn", "local", 21.0),
-        ("daphne", "redis", 19.0),
+def test_the_custom_stacks_run_is_read_through_the_cells_that_measured_the_same():
+    figures, what = report.headline_of_7b7bded(old_run())
+
+    assert figures["push_redis_p99"] == 6.0  # median over the bursts at 200/s
+    assert figures["push_embedded_p99"] == 5.5  # the shop's in-process layer then
+    assert figures["memory_1000"] == 18.0 and figures["memory_5000"] == 17.0
+    assert figures["callback_per_second"] == 75.0 and figures["sync_per_second"] == 1.8
+    assert figures["ratio"] == pytest.approx(75.0 / 1.8)
+    assert figures["cpu_per_checkout"] == pytest.approx(4.5 * 1000 / (350 + 400 + 375))
+    assert (figures["loop_start"], figures["loop_end"]) == (0.15, 0.16)
+    assert "x2" in what["push_redis_p99"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "met"),
+    [
+        ("push_redis_p99", 49.9, True),
+        ("push_redis_p99", 50.1, False),
+        ("ratio", 40.0, True),
+        ("ratio", 39.9, False),
+        ("ratio", None, False),
+        ("memory_5000", math.nan, False),
+        ("callback_per_second", 1.0, None),  # no target
+    ],
+)
+def test_a_target_is_met_only_by_a_measured_figure_within_its_bound(key, value, met):
+    assert report.verdict(key, value) is met
+
+
+def test_every_warning_error_and_traceback_in_the_logs_is_a_fault_once(tmp_path):
+    (tmp_path / "daphne-redis-1.log").write_text(
+        '127.0.0.1:5 - - [08/Dec/2026:04:13:34] "GET /healthz" 200 69\n'
+        "2026-12-08 04:13:36,055 INFO checkout.services.notifications ok ERROR in a message\n"
+        "2026-12-08 04:13:37,000 ERROR django.request Internal Server Error: /payments/\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "RuntimeError: boom\n"
     )
-    assert verdicts[("daphne", "local")].startswith("**no**: daphne, which the shop's server")
-    assert verdicts[("uvicorn", "inmemory")].startswith("**no**: Channels' stock layer")
-    assert verdicts[("uvicorn", "local")] is False  # the shop's own: a plain miss
-    assert verdicts[("daphne", "redis")] is True
-
-
-def test_memory_per_socket_is_the_median_of_its_parts_and_an_older_run_has_one_part():
-    row = {"server": "uvicorn", "layer": "local", "sockets": 1000, "failed_sockets": 0}
-    [parted, whole] = report.memory_figures(
-        [
-            {**row, "bytes_per_socket": 2048.0, "bytes_per_socket_parts": [1024.0, 2048.0, 4096.0]},
-            {**row, "bytes_per_socket": 3072.0},
-        ]
+    (tmp_path / "gunicorn.log").write_text(
+        "[2026-12-08 04:13:37 +0000] [42] [ERROR] Worker (pid:43) was sent SIGKILL!\n"
     )
-    assert parted["bytes_per_socket"] == 2048.0 and parted["parts"] == [1024.0, 2048.0, 4096.0]
-    assert whole["parts"] == [3072.0]
-
-
-def test_the_machines_speed_stands_beside_the_run_it_replaces(tmp_path):
-    steps = [
-        {"step": "request", "per": "notification", "process": 1.2, "postgres": 0.4, "count": 300},
-        {
-            "step": "push",
-            "per": "push to one socket",
-            "process": 0.2,
-            "postgres": 0.0,
-            "count": 300,
-        },
-    ]
-    before = tmp_path / "results.json"
-    before.write_text(
-        json.dumps(
-            {
-                "environment": {"commit": "abc1234", "date": "2026-11-27 10:00 UTC"},
-                "cost": [{**steps[0], "process": 2.4}],  # no push step then
-            }
-        )
+    (tmp_path / "sandbox-deliver.log").write_text(
+        "Traceback (most recent call last):\nValueError\n"
     )
-    text = "\n".join(report._speed(steps, report.replaced_run(before)))
-    assert "the run this one replaces (2026-11-27 10:00 UTC, commit `abc1234`)" in text
-    table = [line for line in text.splitlines() if line.startswith(("| request", "| push"))]
-    assert table == [
-        "| request | notification | 1.20 | 0.40 | 2.40 | 0.50 |",
-        "| push | push to one socket | 0.20 | 0.00 | - | - |",
-    ]
-    # No run before it (a first run, or a file from before the figures were kept): the table alone.
-    assert report.replaced_run(tmp_path / "missing.json") is None
-    before.write_text(json.dumps({"environment": {"commit": "abc1234"}}))
-    assert report._speed(steps, report.replaced_run(before)) == report._speed(steps)
+    (tmp_path / "results.json").write_text("ERROR is not a log\n")
+
+    found = [fault.split(": ", 1)[0] for fault in report.faults(tmp_path)]
+
+    assert found == ["daphne-redis-1.log:3", "gunicorn.log:1", "sandbox-deliver.log:1"]
