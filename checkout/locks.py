@@ -6,9 +6,10 @@ notification, a query result, an expiry and the shopper's own Pay are applied on
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from checkout.models import Order, OrderStatus, PaymentStatus
+from checkout.models import Order
+from checkout.selectors import unsettled
 
 
 def order_for_update(biz: str) -> Order:
@@ -22,16 +23,10 @@ def order_for_update(biz: str) -> Order:
 
 
 def orders_due_for_reconcile(now: datetime, limit: int) -> QuerySet[Order]:
-    """Orders due for a look, skipping those another reconciler holds right now.
-
-    Waiting orders, and expired ones whose payment we still know as pending (a Pay that was in
-    flight when the order expired): until that payment is final, a success could still come.
-    """
-    waiting = Q(status__in=[OrderStatus.UNPAID, OrderStatus.PENDING])
-    unsettled = waiting | Q(status=OrderStatus.EXPIRED, payment__status=PaymentStatus.PENDING)
+    """Unsettled orders due for a look, skipping those another reconciler holds right now."""
     return (
         Order.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("payment")
-        .filter(unsettled, reconcile_after__lte=now)
+        .filter(unsettled(), reconcile_after__lte=now)
         .order_by("reconcile_after")[:limit]
     )

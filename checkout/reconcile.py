@@ -5,11 +5,20 @@ is queried; an order past its time is closed at the payment system, queried once
 then expired. Every answer goes through `result_receive`, the function notifications use. Orders
 are claimed with row locks that skip what another reconciler holds, and leased while they are
 worked on, so copies can run side by side and each order is handled by one of them.
+
+A sale's first minute leaves a thousand orders due at once. Their queries are spread out: at most
+RECONCILE_RATE started a second and RECONCILE_MAX_IN_FLIGHT waiting at once, per payment system,
+and an order whose result arrived while it waited its turn is not queried at all. The next look at
+an order still pending is a little later than RECONCILE_QUERY_AFTER, by a random fraction, so the
+herd does not come back together.
 """
 
 import asyncio
 import logging
+import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +31,7 @@ from checkout import locks
 from checkout.gateways import get_gateway
 from checkout.gateways.base import GatewayError, GatewayPayment
 from checkout.models import Order, PaymentStatus
+from checkout.selectors import order_is_unsettled
 from checkout.services.results import result_receive
 
 logger = logging.getLogger(__name__)
@@ -31,11 +41,34 @@ BATCH = 50
 RETRY_AFTER_ERROR = timedelta(seconds=30)
 
 
+# A later look comes up to this fraction of its delay later, at random.
+JITTER = 0.2
+
+
 @dataclass(frozen=True)
 class Claim:
     biz: str
     payment_id: str | None  # None: the shop has not recorded a payment (yet)
     expired: bool
+    gateway: str = "sandbox"
+
+
+class Pace:
+    """At most `rate` steps started a second (0: no limit), and at most `limit` at once."""
+
+    def __init__(self, rate: float, limit: int) -> None:
+        self.interval = 1 / rate if rate > 0 else 0.0
+        self.next_start = 0.0
+        self.slots = asyncio.Semaphore(limit)
+
+    @asynccontextmanager
+    async def step(self) -> AsyncIterator[None]:
+        async with self.slots:
+            now = time.monotonic()
+            start = max(now, self.next_start)
+            self.next_start = start + self.interval
+            await asyncio.sleep(start - now)
+            yield
 
 
 def _lease() -> timedelta:
@@ -54,6 +87,7 @@ def orders_claim(*, now: datetime, limit: int = BATCH) -> list[Claim]:
             biz=o.biz,
             payment_id=o.payment.payment_id if o.payment_or_none else None,
             expired=o.expires_at <= now,
+            gateway=o.payment.gateway if o.payment_or_none else "sandbox",
         )
         for o in orders
     ]
@@ -61,6 +95,7 @@ def orders_claim(*, now: datetime, limit: int = BATCH) -> list[Claim]:
 
 def order_reschedule(*, biz: str, after: timedelta) -> None:
     now = timezone.now()
+    after *= 1 + random.uniform(0, JITTER)
     order = Order.objects.only("expires_at").get(biz=biz)
     # Never look later than the expiry, which must happen on time.
     when = now + after if now >= order.expires_at else min(now + after, order.expires_at)
@@ -69,7 +104,7 @@ def order_reschedule(*, biz: str, after: timedelta) -> None:
 
 async def order_reconcile(claim: Claim) -> str:
     """Ask the payment system about one order and apply its answer; returns the outcome."""
-    gateway = get_gateway()
+    gateway = get_gateway(claim.gateway)
     payment_id = claim.payment_id
     found: GatewayPayment | None = None
     if claim.expired and payment_id is None:
@@ -89,7 +124,13 @@ async def order_reconcile(claim: Claim) -> str:
     return applied.outcome
 
 
-async def _reconcile_step(claim: Claim) -> None:
+async def _reconcile_step(claim: Claim, pace: Pace) -> None:
+    async with pace.step():
+        if await database_sync_to_async(order_is_unsettled)(biz=claim.biz):
+            await _reconcile_unsettled(claim)
+
+
+async def _reconcile_unsettled(claim: Claim) -> None:
     started = time.perf_counter()
     after = timedelta(seconds=settings.RECONCILE_QUERY_AFTER)
     error = ""
@@ -116,7 +157,11 @@ async def _reconcile_step(claim: Claim) -> None:
 async def reconcile_once() -> int:
     """One pass over every due order; returns how many were looked at."""
     claims = await database_sync_to_async(orders_claim)(now=timezone.now())
-    await asyncio.gather(*(_reconcile_step(claim) for claim in claims))
+    paces: dict[str, Pace] = {}
+    for claim in claims:
+        if claim.gateway not in paces:
+            paces[claim.gateway] = Pace(settings.RECONCILE_RATE, settings.RECONCILE_MAX_IN_FLIGHT)
+    await asyncio.gather(*(_reconcile_step(claim, paces[claim.gateway]) for claim in claims))
     return len(claims)
 
 

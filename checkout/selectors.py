@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from checkout.models import Order, Product
+from checkout.models import Order, OrderStatus, PaymentStatus, Product
 
 
 def products_for_sale() -> list[Product]:
@@ -21,6 +21,18 @@ def order_for_owner(*, biz: str, owner: str | None) -> Order | None:
     if not owner:
         return None
     return orders_with_payment([biz]).filter(owner=owner).first()
+
+
+def unsettled() -> Q:
+    """Orders the payment system may still change: waiting ones, and expired ones whose payment we
+    still know as pending (a Pay in flight when the order expired), since until that payment is
+    final a success could still come."""
+    waiting = Q(status__in=[OrderStatus.UNPAID, OrderStatus.PENDING])
+    return waiting | Q(status=OrderStatus.EXPIRED, payment__status=PaymentStatus.PENDING)
+
+
+def order_is_unsettled(*, biz: str) -> bool:
+    return Order.objects.filter(unsettled(), biz=biz).exists()
 
 
 def order_with_payment(*, biz: str) -> Order:

@@ -228,6 +228,10 @@ LOGGING = {
 RECONCILE_QUERY_AFTER = int(os.environ.get("RECONCILE_QUERY_AFTER", "60"))
 # How often the reconciler wakes up to look for due orders.
 RECONCILE_INTERVAL = float(os.environ.get("RECONCILE_INTERVAL", "5"))
+# The reconciler's calls per payment system: at most this many orders' queries started a second
+# (0: no limit), and at most this many waiting for their answers at once.
+RECONCILE_RATE = float(os.environ.get("RECONCILE_RATE", "20"))
+RECONCILE_MAX_IN_FLIGHT = int(os.environ.get("RECONCILE_MAX_IN_FLIGHT", "10"))
 # Every this many seconds each server process checks, in one query, whether any order watched by
 # one of its sockets changed without the socket hearing of it (a push the channel layer dropped).
 WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))

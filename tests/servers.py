@@ -54,6 +54,8 @@ SHOP_ENV = frozenset(
         "ORDER_PAYMENT_TTL",
         "RECONCILE_QUERY_AFTER",
         "RECONCILE_INTERVAL",
+        "RECONCILE_RATE",
+        "RECONCILE_MAX_IN_FLIGHT",
         "WATCH_INTERVAL",
         "PUSH_TIMEOUT",
         "WS_MAX_MESSAGE_BYTES",
