@@ -157,7 +157,8 @@ def gunicorn(name: str, env: dict[str, str], logs: Path) -> Process:
 
 def sandbox(env: dict[str, str], logs: Path) -> list[Process]:
     """The payment system: its API and cashier, and its deliveries, in processes of their own."""
-    env = {**env, "SANDBOX_ENABLED": "1"}
+    # It notifies the shop's servers, each on a port of its own.
+    env = {**env, "SANDBOX_ENABLED": "1", "SANDBOX_NOTIFY_ORIGINS": "127.0.0.1"}
     deliver = Process("sandbox-deliver", ["manage.py", "sandbox_deliver"], env, logs)
     return [daphne("sandbox", env, logs), deliver]
 

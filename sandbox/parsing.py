@@ -6,9 +6,12 @@ import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.http import is_same_domain
 
 OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_\-|*]{1,64}")
 CURRENCY = re.compile(r"[A-Z]{3}")
@@ -75,6 +78,24 @@ def _is_http_url(url: str) -> bool:
     return True
 
 
+def notify_url_allowed(url: str, origins: list[str]) -> bool:
+    """Whether the sandbox may POST to `url`: its scheme, host and port are one of `origins`, or
+    its host is, for an entry without a scheme. The sandbox sends wherever a payment asks, so
+    without this anyone with its API key could make it send requests anywhere."""
+    target = urlsplit(url)
+    for origin in origins:
+        allowed = urlsplit(origin if "://" in origin else f"//{origin}")
+        if not is_same_domain(target.hostname or "", allowed.hostname or ""):
+            continue
+        if not allowed.scheme or (allowed.scheme, _port(allowed)) == (target.scheme, _port(target)):
+            return True
+    return False
+
+
+def _port(url) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
 def new_payment(data: dict[str, Any]) -> NewPayment:
     unknown = sorted(set(data) - set(PAYMENT_FIELDS))
     if unknown:
@@ -85,6 +106,8 @@ def new_payment(data: dict[str, Any]) -> NewPayment:
     notify_url = text(data, "notify_url", max_length=1000)
     if not _is_http_url(notify_url):
         raise InvalidRequest("notify_url must be an absolute http(s) URL")
+    if not notify_url_allowed(notify_url, settings.SANDBOX_NOTIFY_ORIGINS):
+        raise InvalidRequest("notify_url must point at the shop (SANDBOX_NOTIFY_ORIGINS)")
     return NewPayment(
         out_trade_no=text(data, "out_trade_no", pattern=OUT_TRADE_NO),
         amount=integer(data, "amount", minimum=1, maximum=MAX_AMOUNT),

@@ -187,6 +187,11 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # --- Payments -----------------------------------------------------------------------------------
 
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
+# Where the sandbox may send its notifications: the shop's own origin in production (scheme, host
+# and port), any of ALLOWED_HOSTS in development; an entry without a scheme is a host.
+SANDBOX_NOTIFY_ORIGINS = env_list("SANDBOX_NOTIFY_ORIGINS") or (
+    ALLOWED_HOSTS if DEBUG else [SITE_URL]
+)
 PAYMENT_GATEWAY_URL = (
     os.environ.get("PAYMENT_GATEWAY_URL", f"{SITE_URL}/sandbox/").rstrip("/") + "/"
 )

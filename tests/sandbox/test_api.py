@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox.models import Notification, NotificationType, Payment, PaymentStatus
-from sandbox.parsing import MAX_AMOUNT, InvalidRequest, new_payment
+from sandbox.parsing import MAX_AMOUNT, InvalidRequest, new_payment, notify_url_allowed
 from sandbox.payments import payment_create, payment_decide
 from tests.sandbox.conftest import make_payment, payment_body
 
@@ -99,6 +99,7 @@ def test_create_requires_an_idempotency_key(api: Client) -> None:
         ({"out_trade_no": "has space"}, "out_trade_no"),
         ({"notify_url": "ftp://example.com/notify"}, "notify_url"),
         ({"notify_url": "/relative"}, "notify_url"),
+        ({"notify_url": "http://169.254.169.254/latest/"}, "must point at the shop"),
         ({"expire_at": "soon"}, "expire_at"),
         ({"expire_at": 1_000_000}, "expire_at must be in the future"),
         ({"description": 5}, "description"),
@@ -113,6 +114,22 @@ def test_create_rejects_a_bad_field_with_a_400_that_names_it(
     assert response.json()["error"] == "invalid_request"
     assert complaint in response.json()["message"]
     assert Payment.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://shop.example/payments/notify/sandbox/", True),
+        ("https://shop.example:443/payments/notify/sandbox/", True),
+        ("http://shop.example/payments/notify/sandbox/", False),  # another scheme
+        ("https://shop.example:8443/payments/notify/sandbox/", False),  # another port
+        ("https://shop.example.evil.example/notify/", False),
+        ("https://evil.example/?https://shop.example/", False),
+        ("http://127.0.0.1:8123/payments/notify/sandbox/", True),  # a host entry: any port
+    ],
+)
+def test_the_sandbox_notifies_only_the_shops_own_origins(url: str, allowed: bool) -> None:
+    assert notify_url_allowed(url, ["https://shop.example", "127.0.0.1"]) is allowed
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe"])
