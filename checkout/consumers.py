@@ -3,7 +3,8 @@
 Only the order's owner may subscribe. The socket joins the order's group first and then sends the
 current panel, so a result that arrived before the socket opened (or while it reconnected) is shown.
 Whatever the browser sends is ignored, never relayed; a message over WS_MAX_MESSAGE_BYTES closes
-the socket (4009). One client may hold only WS_MAX_PER_CLIENT sockets (`checkout.clients`).
+the socket (4009). A socket over one of the caps on sockets per session, per order, per client
+address or per process is refused before it is accepted (`checkout.caps`).
 
 A push carries the order's new state (`checkout.push`), which the socket renders in its own
 language with no query. Every panel shown records its state's version, and an older state is never
@@ -22,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from checkout.clients import client_of, slots
+from checkout.caps import Held, caps, client_of
 from checkout.languages import language_of_scope
 from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
 from checkout.models import OrderStatus
@@ -40,7 +41,7 @@ MESSAGE_TOO_BIG = 4009
 class OrderStatusConsumer(AsyncWebsocketConsumer):
     biz: str
     group: str | None = None  # set while the socket is in its order's group
-    client: str | None = None  # set while the socket holds one of its client's slots
+    held: Held | None = None  # set while the socket counts against the caps
     shown_digest: bytes | None = None  # of the last panel sent
     shown_version = -1  # of the last state shown: an older one is never shown
     sent_status: str | None = None
@@ -59,19 +60,24 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.biz = self.scope["url_route"]["kwargs"]["biz"]
-        client = client_of(self.scope)
-        if not slots.take(client):
+        self.held = caps.take_client(client_of(self.scope))
+        if self.held is None:
             await self.close()  # before accept, and before any query: refused
             return
-        self.client = client
         self.language = language_of_scope(self.scope)  # pushed panels speak the page's language
         # Joined before the order is read: a result applied after the read is pushed here.
         self.group, state = order_group(self.biz), None
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)
-            state = await self.owner_state()
+            owned = await self.owner_state()
+            if owned is not None:
+                # The session's and the order's places only once the owner check has named them:
+                # a stranger's sockets never count against a shopper's.
+                shopper, found = owned
+                if caps.take_shopper(self.held, shopper=shopper, biz=self.biz):
+                    state = found
         finally:
-            if state is None:  # not the owner, or the handshake failed: nothing kept
+            if state is None:  # not the owner, over a cap, or the handshake failed: nothing kept
                 await self.leave()
         if state is None:
             await self.close()  # before accept: the handshake is refused
@@ -138,11 +144,11 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         return True
 
     async def leave(self) -> None:
-        """Give back the client's slot, the watchlist entry and the group; once, however often
-        called."""
-        if self.client is not None:
-            slots.give_back(self.client)
-            self.client = None
+        """Give back the socket's places under the caps, the watchlist entry and the group; once,
+        however often called."""
+        if self.held is not None:
+            caps.give_back(self.held)
+            self.held = None
         if self.accepted:
             self.accepted = False
             OPEN_SOCKETS.dec()
@@ -152,7 +158,8 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     @database_sync_to_async
-    def owner_state(self) -> PanelState | None:
-        """The order's state if this socket's session owns it; None for anyone else."""
+    def owner_state(self) -> tuple[str, PanelState] | None:
+        """The owner's shopper token and the order's state if this socket's session owns it; None
+        for anyone else."""
         order = order_for_owner(biz=self.biz, owner=shopper_of(self.scope.get("session")))
-        return None if order is None else panel_state(order)
+        return None if order is None else (order.owner, panel_state(order))

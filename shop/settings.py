@@ -250,9 +250,14 @@ METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 # production the shop's own origin, scheme, host and port; in development any of ALLOWED_HOSTS.
 WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS") or (ALLOWED_HOSTS if DEBUG else [SITE_URL])
 # The status stream: the largest message a browser may send (it has nothing to say), and how many
-# sockets one client address may hold open per server process (0: no limit).
+# sockets each server process lets open (checkout/caps.py; 0: no limit): per shopper's session (a
+# few tabs, two sockets each while one reconnects), per order, per client address (a ceiling for
+# the thousands of shoppers behind one carrier-grade NAT), and in all (~40 KiB each: BENCHMARKS.md).
 WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))
-WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "50"))
+WS_MAX_PER_SESSION = int(os.environ.get("WS_MAX_PER_SESSION", "20"))
+WS_MAX_PER_ORDER = int(os.environ.get("WS_MAX_PER_ORDER", "10"))
+WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "5000"))
+WS_MAX_SOCKETS = int(os.environ.get("WS_MAX_SOCKETS", "20000"))
 # Behind a reverse proxy: trust its X-Forwarded-Proto for the scheme (daphne's `--proxy-headers`
 # takes the client address from X-Forwarded-For: deploy/supervisord.conf).
 PROXY_HEADERS = env_bool("PROXY_HEADERS", False)

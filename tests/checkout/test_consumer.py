@@ -357,18 +357,23 @@ async def test_a_closed_socket_leaves_the_group():
 
 
 def held(biz: str) -> dict:
-    """What this process's open sockets hold: client slots, open-socket gauge, the order's
-    watchlist entry and, on the embedded layer, its group's members."""
+    """What this process's open sockets hold: places under the caps, open-socket gauge, the
+    order's watchlist entry and, on the embedded layer, its group's members."""
     from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-    from checkout.clients import slots
+    from checkout.caps import caps
     from checkout.push import order_group
     from tests.checkout.test_operators import sample  # (it imports this module)
 
     layer = get_channel_layer()
     members = layer.groups.get(order_group(biz)) if isinstance(layer, InMemoryChannelLayer) else 0
     return {
-        "slots": sum(slots.open.values()),
+        "caps": (
+            caps.total,
+            caps.per_client.total(),
+            caps.per_session.total(),
+            caps.per_order[biz],
+        ),
         "gauge": sample("checkout_open_sockets"),
         "watched": biz in watchlist.sockets,
         "group": len(members or ()),
@@ -523,27 +528,6 @@ async def test_a_large_message_from_the_browser_closes_the_socket():
     await socket.disconnect()  # raises what the consumer died of, if it did
 
 
-def from_client(socket: WebsocketCommunicator, ip: str) -> WebsocketCommunicator:
-    socket.scope["client"] = (ip, 40000)
-    return socket
-
-
-async def test_a_client_flooding_connects_is_capped_and_others_still_connect(settings):
-    settings.WS_MAX_PER_CLIENT = 3
-    session, order = await make_order(status=OrderStatus.PENDING)
-    flood = [from_client(connect(order.biz, session), "10.0.0.66") for _ in range(4)]
-    accepted = [(await socket.connect())[0] for socket in flood]
-    other = from_client(connect(order.biz, session), "10.0.0.7")
-
-    assert accepted == [True, True, True, False]
-    assert (await other.connect())[0]
-    await flood[0].disconnect()
-    again = from_client(connect(order.biz, session), "10.0.0.66")
-    assert (await again.connect())[0]  # a closed socket gives its place back
-    for socket in [*flood[1:3], other, again]:
-        await socket.disconnect()
-
-
 async def test_the_sweep_sends_nothing_to_a_socket_that_closed_meanwhile():
     from checkout.watch import Watchlist
 
@@ -568,9 +552,9 @@ async def test_the_sweep_sends_nothing_to_a_socket_that_closed_meanwhile():
 async def test_a_push_to_a_socket_the_browser_just_closed_leaves_it_to_clean_up(monkeypatch):
     """A browser's close reaches the server before the disconnect reaches the consumer: a push in
     between is sent to a closed connection, which a server may refuse with an OSError (as the ASGI
-    spec asks). The socket must live on to handle the disconnect: its client slot, watchlist entry
-    and group are given back."""
-    from checkout.clients import slots
+    spec asks). The socket must live on to handle the disconnect: its places under the caps,
+    watchlist entry and group are given back."""
+    from checkout.caps import caps
     from checkout.consumers import OrderStatusConsumer
     from checkout.watch import watchlist
 
@@ -578,7 +562,7 @@ async def test_a_push_to_a_socket_the_browser_just_closed_leaves_it_to_clean_up(
     socket = connect(order.biz, session)
     await socket.connect()
     await socket.receive_from()
-    slots_before = sum(slots.open.values())
+    open_before = caps.total
     refused = asyncio.Event()
 
     async def closed(self, *args, **kwargs):
@@ -590,4 +574,4 @@ async def test_a_push_to_a_socket_the_browser_just_closed_leaves_it_to_clean_up(
     await asyncio.wait_for(refused.wait(), timeout=5)
     await socket.disconnect()  # raises what the consumer died of, if it did
     assert order.biz not in watchlist.sockets
-    assert sum(slots.open.values()) == slots_before - 1
+    assert caps.total == open_before - 1

@@ -7,8 +7,8 @@ default 5 s for a handshake. The server runs as production does (deploy/supervis
 
 The pub/sub layer (the default) gets 2,000; the core layer, kept as an option, 400, which is four
 times redis-py 8's default pool and enough to show its pool and read timeout are configured (2,000
-take a minute on it). The shoppers come from up to 40 loopback addresses, 50 sockets each, so the
-burst stays within the per-client cap (WS_MAX_PER_CLIENT, 50 by default) without switching it off.
+take a minute on it). Each shopper has one order open in ten tabs, within the caps per session and
+per order (checkout/caps.py) without switching them off; they come from up to 40 loopback addresses.
 """
 
 import asyncio
@@ -22,7 +22,7 @@ from tests.realtime.streams import next_status, open_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORDERS_PER_CLIENT = 5
+SHOPPERS_PER_CLIENT = 5
 TABS_PER_ORDER = 10  # 50 sockets per client address
 
 
@@ -30,8 +30,8 @@ def shoppers_with_orders(clients: int) -> list[tuple[str, str, str]]:
     """(client address, session key, biz) for every socket of the burst."""
     sockets = []
     for client in range(clients):
-        session = f.shopper_session()
-        for _ in range(ORDERS_PER_CLIENT):
+        for _ in range(SHOPPERS_PER_CLIENT):
+            session = f.shopper_session()
             order = f.order(session, status=OrderStatus.PENDING)
             ip = f"127.0.{client // 200}.{client % 200 + 2}"
             sockets += [(ip, session.session_key, order.biz)] * TABS_PER_ORDER

@@ -41,7 +41,7 @@ async def test_hundreds_of_results_whose_pushes_were_lost_all_reach_their_pages(
     """Hundreds of pushes lost at once (a Redis outage, a process lagging behind): the watchlist
     reads the changed orders' states together, not one per socket, and shows every one."""
     socket_side = shops.start(
-        "socket-side", REDIS_URL=shared_redis, WATCH_INTERVAL="3", WS_MAX_PER_CLIENT="0"
+        "socket-side", REDIS_URL=shared_redis, WATCH_INTERVAL="3", WS_MAX_PER_SESSION="0"
     )
     elsewhere = shops.start("elsewhere", REDIS_URL=own_redis.url)
     shopper = await sync_to_async(f.shopper_session)()

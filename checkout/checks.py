@@ -1,0 +1,23 @@
+"""System checks of the shop's own settings, shown by `manage.py check` and by every management
+command that starts (`migrate` in `make prod`, the reconciler under supervisor)."""
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Warning
+
+
+def proxy_headers_check(app_configs, **kwargs) -> list[CheckMessage]:
+    """Production is meant to sit behind a reverse proxy (deploy/nginx.conf): without
+    PROXY_HEADERS the shop may be reading the proxy's address and scheme, not the shopper's."""
+    if settings.DEBUG or settings.PROXY_HEADERS:
+        return []
+    return [
+        Warning(
+            "DEBUG is off and PROXY_HEADERS is not set.",
+            hint=(
+                "Behind a reverse proxy, set PROXY_HEADERS=1 and run daphne with --proxy-headers "
+                "(deploy/supervisord.conf does): otherwise every status socket comes from the "
+                "proxy's address, and WS_MAX_PER_CLIENT counts all shoppers as one client."
+            ),
+            id="checkout.W001",
+        )
+    ]
