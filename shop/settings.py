@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The shopper's language: the set_language cookie, else the browser's Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
@@ -183,6 +185,20 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTP
 # Preloading into browsers is hard to undo: a shop opts in, and `check --deploy` does not nag.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (Django's, django.middleware.csp): the pages run only the shop's own
+# scripts, styles and images, inline none, and evaluate nothing; they connect only to the shop
+# ('self' takes in ws:/wss: on the same host and port), and no one may frame them. The `data:`
+# connections are htmx's, which shows the reconnecting notice that way rather than by eval
+# (templates/checkout/order.html); a data: URL sends nothing anywhere. tests/browser/test_csp.py.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "connect-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # --- Payments -----------------------------------------------------------------------------------
 

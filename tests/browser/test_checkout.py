@@ -38,7 +38,9 @@ def stream_state(page: Page) -> dict:
 
 
 def wait_for_stream(page: Page, opens: int = 1, timeout: float = RESULT_TIMEOUT_MS) -> None:
-    page.wait_for_function(f"window.__ws && window.__ws.opens >= {opens}", timeout=timeout)
+    # Every wait_for_function here takes a function, not an expression: Playwright evaluates an
+    # expression anew at each poll, with an eval the pages' Content-Security-Policy refuses.
+    page.wait_for_function(f"() => window.__ws && window.__ws.opens >= {opens}", timeout=timeout)
 
 
 def buy(page: Page) -> str:
@@ -206,7 +208,7 @@ def test_the_page_that_pressed_pay_gets_pending_once_and_its_other_tab_by_its_so
     wait_for_stream(tab)
     # Pressed in the socket's first panel, as once the page has settled (pressed in the page's own,
     # before that panel came, Pay names no socket's panel, and pending comes twice as before).
-    page.wait_for_function("window.__ws.messages >= 1")
+    page.wait_for_function("() => window.__ws.messages >= 1")
 
     cashier_url = pay(page)
     expect(status(tab)).to_have_attribute("data-status", "pending")
@@ -254,7 +256,7 @@ def test_an_answer_to_pay_that_comes_after_the_result_does_not_hide_it(
         "document.addEventListener('htmx:finally:request', () => { window.__payDone = true; })"
     )
     route.fulfill(response=answer)
-    page.wait_for_function("window.__payDone === true")  # htmx has done with the answer
+    page.wait_for_function("() => window.__payDone === true")  # htmx has done with the answer
 
     expect(status(page)).to_have_attribute("data-status", "paid")
     expect(status(page)).to_have_count(1)
@@ -298,7 +300,7 @@ def test_page_reconnects_after_a_shop_restart_and_shows_the_payment_made_meanwhi
     assert cashier_url.startswith(payments.url + "/sandbox/"), cashier_url
 
     exit_code = shop.stop()
-    page.wait_for_function("window.__ws.closes.length >= 1", timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function("() => window.__ws.closes.length >= 1", timeout=RESULT_TIMEOUT_MS)
     closes = stream_state(page)["closes"]
     # daphne drops its sockets on SIGTERM (1006), a close hx-ws reconnects on.
     assert closes[0]["code"] in (1006, 1012), closes
