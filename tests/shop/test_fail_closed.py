@@ -48,6 +48,21 @@ def test_without_a_required_setting_the_shop_refuses_to_start_naming_it(missing)
     assert f"{missing} must be set when DEBUG is false" in result.stderr
 
 
+def test_a_server_started_with_no_configuration_refuses_to_start_naming_the_secret():
+    clean = {k: v for k, v in os.environ.items() if k not in SHOP_ENV}
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, *daphne_command(port)],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is false" in result.stderr
+
+
 def test_with_its_secrets_the_shop_starts_as_production():
     assert check(**SECRETS).returncode == 0
 
