@@ -2,7 +2,8 @@
 
 Search takes any id a person is likely to hold: the order's biz, the payment id, the event id.
 Every object links to the others of the same payment; the raw notification body is shown as text,
-never editable: it is the record of what the payment system sent.
+never editable: it is the record of what the payment system sent (of a refused request, what was
+kept of it, beside its length and hash).
 """
 
 from django.contrib import admin
@@ -157,8 +158,17 @@ class NotificationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="raw body (as received)")
     def body_text(self, notification: Notification) -> str:
-        text = bytes(notification.body).decode("utf-8", errors="replace")
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+        kept = bytes(notification.body)
+        text = kept.decode("utf-8", errors="replace")
+        if len(kept) >= notification.body_length:  # whole (or stored before lengths were)
+            return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+        return format_html(
+            "<p>The first {} of {} bytes: a refused request keeps no more.</p>"
+            '<pre style="white-space: pre-wrap">{}</pre>',
+            len(kept),
+            notification.body_length,
+            text,
+        )
 
 
 @admin.register(Flag)

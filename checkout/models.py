@@ -139,7 +139,12 @@ class Notification(models.Model):
     gateway = models.CharField(max_length=32, default="sandbox")
     remote_addr = models.CharField(max_length=64, blank=True)
     headers = models.JSONField(default=dict)
+    # Whole for a notification that passed verification (to verify it again and trace it); only
+    # its first KiB for a refused request, which anyone can send as often as they like.
     body = models.BinaryField()
+    # Of the body as read, whatever part of it is kept.
+    body_length = models.PositiveIntegerField(default=0)
+    body_sha256 = models.CharField(max_length=64, blank=True)
     event_id = models.CharField(max_length=64, blank=True, db_index=True)
     biz = models.CharField(max_length=32, blank=True, db_index=True)
     payment_id = models.CharField(max_length=64, blank=True, db_index=True)

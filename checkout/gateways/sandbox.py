@@ -31,6 +31,9 @@ EVENT_ID = re.compile(r"evt_[0-9a-f]{24}")
 PAYMENT_ID = re.compile(r"pay_[0-9a-f]{24}")
 BIZ = re.compile(r"[0-9a-f]{32}")
 CURRENCY = re.compile(r"[A-Z]{3}")
+# The largest amount an order or payment row holds (PositiveIntegerField, on every database): a
+# larger one is about no order of ours, and would fail the insert of its payment.
+MAX_AMOUNT = 2**31 - 1
 
 # One aiohttp session (a connection pool) per event loop: sessions must not cross loops.
 _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
@@ -210,8 +213,8 @@ def _notice(body: Any) -> PaymentNotice:
         raise ValueError("data.status does not match type")
     _field(body, "created", int)
     amount = _field(data, "amount", int)
-    if amount <= 0:
-        raise ValueError("amount must be positive")
+    if not 0 < amount <= MAX_AMOUNT:
+        raise ValueError("amount must be positive and at most 2**31 - 1")
     return PaymentNotice(
         event_id=_field(body, "id", str, EVENT_ID),
         payment=GatewayPayment(

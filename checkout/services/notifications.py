@@ -1,5 +1,6 @@
 """Receiving a notification: store it, verify it, apply it, and say what the answer is."""
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -17,8 +18,14 @@ from checkout.services.results import result_receive
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-# Headers worth keeping with the raw body: enough to re-verify and trace, nothing secret.
+# What a refused request keeps of its body: enough to see what was sent, and bounded, since anyone
+# can send one as often as they like. A verified notification keeps all of it.
+REFUSED_BODY_BYTES = 1024
+# Headers worth keeping with the raw body: enough to re-verify and trace, nothing secret. The
+# payment system's are short; a longer value is cut, as a refused body is.
 KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "Sandbox-Signature")
+KEPT_HEADER_CHARS = 1024
+REMOTE_ADDR_CHARS = Notification._meta.get_field("remote_addr").max_length
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,8 @@ async def notification_receive(
 ) -> Receipt:
     """Handle one request to the notification endpoint.
 
-    Every request is stored, forgeries and failures too. An accepted one is stored in the
+    Every request is stored, forgeries and failures too, with its length and hash; its whole body
+    only once it is verified (see REFUSED_BODY_BYTES). An accepted one is stored in the
     transaction that applies it; one that could not be applied is stored with the error after its
     transaction rolled back, and the caller answers 500 so that the payment system delivers it
     again.
@@ -41,9 +49,15 @@ async def notification_receive(
     started = time.perf_counter()
     record = Notification(
         gateway=gateway_name,
-        remote_addr=remote_addr,
-        headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
-        body=body[:MAX_BODY_BYTES],
+        remote_addr=_storable(remote_addr, REMOTE_ADDR_CHARS),
+        headers={
+            name: _storable(headers[name], KEPT_HEADER_CHARS)
+            for name in KEPT_HEADERS
+            if name in headers
+        },
+        body=body[:REFUSED_BODY_BYTES],
+        body_length=len(body),
+        body_sha256=hashlib.sha256(body).hexdigest(),
     )
     try:
         if len(body) > MAX_BODY_BYTES:
@@ -55,6 +69,7 @@ async def notification_receive(
         await database_sync_to_async(record.save)()
         receipt = Receipt(400, rejected.verdict)
     else:
+        record.body = body  # genuine: kept whole, to be verified again and traced
         record.event_id, record.biz = notice.event_id, notice.payment.biz
         record.payment_id = notice.payment.payment_id
         try:
@@ -80,6 +95,12 @@ async def notification_receive(
         (time.perf_counter() - started) * 1000,
     )
     return receipt
+
+
+def _storable(text: str, limit: int) -> str:
+    """`text` as its column can hold it: PostgreSQL's text and jsonb refuse NUL, and a client
+    address comes from a proxy's header (daphne's `--proxy-headers`), of any length."""
+    return text[:limit].replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def _record_failure(record: Notification, error: Exception) -> None:

@@ -80,6 +80,22 @@ def test_a_notification_shows_its_raw_body_as_text_and_cannot_be_changed(admin_c
     assert Order.objects.get(pk=order.pk).status == "paid"
 
 
+def test_a_notification_shows_its_length_and_hash(admin_client, paid_order):
+    _, _, notification = paid_order
+    page = change_page(admin_client, "notification", notification.pk)
+    assert notification.body_sha256 in page and str(notification.body_length) in page
+    assert "a refused request keeps no more" not in page  # accepted: the whole body
+
+
+def test_a_refused_notification_shows_what_was_kept_of_how_much(admin_client, client):
+    body = b"{" + b"x" * 4999
+    assert client.post("/payments/notify/sandbox/", body, "application/json").status_code == 400
+    refused = Notification.objects.get(verdict="bad_signature")
+    page = change_page(admin_client, "notification", refused.pk)
+    assert "The first 1024 of 5000 bytes: a refused request keeps no more." in page
+    assert refused.body_sha256 in page
+
+
 def test_flagged_cases_are_listed_and_found_by_biz_payment_id_or_event_id(admin_client, paid_order):
     order, payment, notification = paid_order
     Flag.objects.create(order=order, kind=Flag.Kind.PAID_AFTER_EXPIRY)

@@ -1,5 +1,6 @@
 """The notification endpoint, contract section 4: verify, record, apply once, answer honestly."""
 
+import hashlib
 import json
 import time
 
@@ -164,8 +165,57 @@ def test_body_over_64_kib_is_refused(client):
     body = f.notice_body(order)[:-1] + b', "pad": "' + b"x" * (64 * 1024) + b'"}'
     response = notify(client, body)
     assert response.status_code == 400
-    assert Notification.objects.get().verdict == Notification.Verdict.TOO_LARGE
+    record = Notification.objects.get()
+    assert record.verdict == Notification.Verdict.TOO_LARGE
+    assert len(record.body) == 1024 and record.body_length == 64 * 1024 + 1  # read up to there
     assert status_of(order) == OrderStatus.PENDING
+
+
+def _padded_to_60_kib(order: Order) -> bytes:
+    body = f.notice_body(order)[:-1] + b', "pad": "'
+    return body + b"x" * (60 * 1024 - len(body) - 2) + b'"}'
+
+
+@pytest.mark.django_db
+def test_a_refused_body_keeps_its_first_kib_its_length_and_its_hash(client):
+    """Anyone can send refused requests, as many as they like: each keeps 1 KiB of its body."""
+    order = f.order(status=OrderStatus.PENDING)
+    body = _padded_to_60_kib(order)
+    assert notify(client, body, secret="forged").status_code == 400
+    record = Notification.objects.get()
+    assert record.verdict == Notification.Verdict.BAD_SIGNATURE
+    assert bytes(record.body) == body[:1024]
+    assert record.body_length == len(body) == 60 * 1024
+    assert record.body_sha256 == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.django_db
+def test_an_accepted_body_is_kept_whole_with_its_length_and_hash(client):
+    """A genuine notification keeps all of it, to be verified again and traced."""
+    order = f.order(status=OrderStatus.PENDING)
+    body = _padded_to_60_kib(order)
+    assert notify(client, body).status_code == 200
+    record = Notification.objects.get()
+    assert record.verdict == Notification.Verdict.ACCEPTED
+    assert bytes(record.body) == body
+    assert record.body_length == len(body) == 60 * 1024
+    assert record.body_sha256 == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.django_db
+def test_an_address_or_header_its_column_cannot_hold_is_stored_cut(client):
+    """Behind `--proxy-headers` the address is the first X-Forwarded-For entry, any text at all;
+    PostgreSQL's text and jsonb hold no NUL, and the address column 64 characters."""
+    address = "203.0.113.7\x00" + "9" * 100
+    headers = {"User-Agent": "probe\x00", "Sandbox-Signature": "t=" + "1" * 5000}
+    response = client.post(
+        URL, data=b"{}", content_type="application/json", headers=headers, REMOTE_ADDR=address
+    )
+    assert response.status_code == 400
+    record = Notification.objects.get()
+    assert record.remote_addr == "203.0.113.7\N{REPLACEMENT CHARACTER}" + "9" * 52
+    assert record.headers["User-Agent"] == "probe\N{REPLACEMENT CHARACTER}"
+    assert record.headers["Sandbox-Signature"] == "t=" + "1" * 1022
 
 
 def _malformed(order: Order) -> list[bytes]:
@@ -178,6 +228,7 @@ def _malformed(order: Order) -> list[bytes]:
         (("data", "amount"), "1999"),
         (("data", "amount"), True),
         (("data", "amount"), -5),
+        (("data", "amount"), 2**31),  # more than an order's or a payment's row can hold
         (("data", "out_trade_no"), "../etc"),
         (("id",), "evt_short"),
         (("created",), "yesterday"),
