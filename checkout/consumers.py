@@ -25,7 +25,7 @@ from django.conf import settings
 
 from checkout.caps import Held, caps, client_of
 from checkout.languages import language_of_scope
-from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS
+from checkout.metrics import OPEN_SOCKETS, RESULT_PUSH_SECONDS, SOCKETS_REFUSED
 from checkout.models import OrderStatus
 from checkout.panels import PanelState, panel_id_new, panel_order, panel_render, panel_state
 from checkout.push import order_group
@@ -62,6 +62,7 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         self.biz = self.scope["url_route"]["kwargs"]["biz"]
         self.held = caps.take_client(client_of(self.scope))
         if self.held is None:
+            SOCKETS_REFUSED.labels(reason="cap").inc()
             await self.close()  # before accept, and before any query: refused
             return
         self.language = language_of_scope(self.scope)  # pushed panels speak the page's language
@@ -70,12 +71,16 @@ class OrderStatusConsumer(AsyncWebsocketConsumer):
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)
             owned = await self.owner_state()
-            if owned is not None:
+            if owned is None:
+                SOCKETS_REFUSED.labels(reason="not_owner").inc()
+            else:
                 # The session's and the order's places only once the owner check has named them:
                 # a stranger's sockets never count against a shopper's.
                 shopper, found = owned
                 if caps.take_shopper(self.held, shopper=shopper, biz=self.biz):
                     state = found
+                else:
+                    SOCKETS_REFUSED.labels(reason="cap").inc()
         finally:
             if state is None:  # not the owner, over a cap, or the handshake failed: nothing kept
                 await self.leave()

@@ -29,6 +29,11 @@ PUSH_FAILURES = Counter(
     "Pushes to an order's sockets that failed or ran out of time (the watchlist catches them up).",
 )
 OPEN_SOCKETS = Gauge("checkout_open_sockets", "Status sockets open in this process.")
+SOCKETS_REFUSED = Counter(
+    "checkout_sockets_refused",
+    "Status sockets refused at the handshake: over a cap (checkout.caps), or not the owner's.",
+    ["reason"],
+)
 
 # Upper bounds, in seconds, of the age buckets of pending payments (cumulative, like `le`).
 PENDING_AGE_BUCKETS = (60, 300, 900, 3600)

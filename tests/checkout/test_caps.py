@@ -16,6 +16,7 @@ from checkout.models import OrderStatus
 from checkout.shoppers import shopper_of
 from tests.checkout import factories as f
 from tests.checkout.test_consumer import connect, held
+from tests.checkout.test_operators import sample
 from tests.servers import ROOT, SHOP_ENV
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,8 +60,10 @@ async def test_one_session_is_held_to_its_cap_and_other_sessions_still_connect(s
     assert [await opened(socket) for socket in tabs] == [True, True, True]
 
     before = held(second.biz)
+    refusals = sample("checkout_sockets_refused_total", reason="cap")
     assert not await opened(connect(second.biz, session))  # a fourth, on another of its orders
     assert held(second.biz) == before  # refused after the owner check, and nothing kept
+    assert sample("checkout_sockets_refused_total", reason="cap") == refusals + 1  # counted
 
     other_session, (other,) = await shopper()
     neighbour = connect(other.biz, other_session)

@@ -22,7 +22,12 @@ NOTIFY = "/payments/notify/sandbox/"
 
 def sample(name: str, **labels) -> float:
     """A sample's current value, read from the shop's metric objects (no database query)."""
-    collectors = [metrics.NOTIFICATIONS, metrics.RESULT_PUSH_SECONDS, metrics.OPEN_SOCKETS]
+    collectors = [
+        metrics.NOTIFICATIONS,
+        metrics.RESULT_PUSH_SECONDS,
+        metrics.OPEN_SOCKETS,
+        metrics.SOCKETS_REFUSED,
+    ]
     if name.startswith("checkout_pending_payments"):
         collectors = [metrics.PendingPaymentsCollector()]
     for collector in collectors:
