@@ -1,23 +1,17 @@
 """The caps on status sockets (`checkout.caps`): per session, per order, per client address and per
 process. A socket over any of them is refused before it is accepted and keeps nothing; a closed
-socket gives its places back. And the warning a production shop gets without PROXY_HEADERS."""
-
-import os
-import subprocess
-import sys
+socket gives its places back."""
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from checkout.caps import caps
-from checkout.checks import proxy_headers_check
 from checkout.models import OrderStatus
 from checkout.shoppers import shopper_of
 from tests.checkout import factories as f
 from tests.checkout.test_consumer import connect, held
 from tests.checkout.test_operators import sample
-from tests.servers import ROOT, SHOP_ENV
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,36 +146,3 @@ async def test_every_place_is_given_back_when_the_sockets_close(settings):
 
     await close_all(sockets)
     assert counted() == before
-
-
-def check_output(**env: str) -> str:
-    """What `manage.py check` shows, run with nothing of the shop's environment but `env`."""
-    clean = {k: v for k, v in os.environ.items() if k not in SHOP_ENV}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "shop.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout + result.stderr
-
-
-PRODUCTION = {
-    "SECRET_KEY": "a-production-secret-key-of-fifty-characters-or-more-0123456789",
-    "SANDBOX_API_KEY": "sk_live_test_only",
-    "SANDBOX_NOTIFY_SECRET": "whsec_live_test_only",
-    "ALLOWED_HOSTS": "127.0.0.1",
-}
-
-
-def test_production_without_proxy_headers_is_warned_that_sockets_count_by_the_proxys_address():
-    assert "checkout.W001" in check_output(**PRODUCTION)
-    assert "checkout.W001" not in check_output(**PRODUCTION, PROXY_HEADERS="1")
-
-
-def test_development_is_not_warned(settings):
-    settings.DEBUG, settings.PROXY_HEADERS = True, False
-    assert proxy_headers_check(None) == []
