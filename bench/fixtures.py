@@ -88,6 +88,43 @@ def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) 
     return shoppers
 
 
+def herd_create(count: int) -> list[str]:
+    """`count` waiting orders whose pending payments exist at the sandbox too, as after Pay, with
+    no word from the payment system yet; not due for the reconciler until `herd_due`."""
+    from sandbox.models import Payment as SandboxPayment
+
+    shoppers = shoppers_create(count, pending=True)
+    bizs = [s.orders[0] for s in shoppers]
+    orders = Order.objects.filter(biz__in=bizs).select_related("payment")
+    SandboxPayment.objects.bulk_create(
+        [
+            SandboxPayment(
+                id=o.payment.payment_id,
+                out_trade_no=o.biz,
+                amount=o.amount,
+                currency=o.currency,
+                notify_url="http://127.0.0.1:9/payments/notify/sandbox/",
+                expire_at=o.expires_at,
+                idempotency_key=o.biz,
+                request_fingerprint="bench",
+            )
+            for o in orders
+        ],
+        batch_size=1000,
+    )
+    return bizs
+
+
+def herd_due(bizs: list[str]) -> None:
+    """All at once past the active-query mark, as a sale's first minute leaves them."""
+    Order.objects.filter(biz__in=bizs).update(reconcile_after=timezone.now())
+
+
+def herd_heard(bizs: list[str]) -> int:
+    """How many of these orders the reconciler has had the payment system's answer for."""
+    return Payment.objects.filter(order__biz__in=bizs, last_heard_at__isnull=False).count()
+
+
 def sandbox_leftovers_drop() -> tuple[int, int]:
     """Silently close the payments earlier cells (or runs) left undecided, and give up their
     pending notifications: their shoppers and often their shops are gone, and the sandbox would

@@ -216,10 +216,15 @@ async def burst(http, bases: list[str], sockets: list[Socket], rate: float, drai
 async def push(p: dict) -> dict:
     """Push latency and memory per idle socket: one fleet of waiting orders' sockets, spread over
     the servers, grown to each size in parts (the runner samples RSS after each), then bursts of
-    notifications at the largest size, the first not counted."""
+    notifications at the largest size, the first not counted.
+
+    With a `herd`, that many more waiting orders fall due for the reconciler together before the
+    bursts, which start once its first answer is in; the runner gets how many it has answered at
+    the bursts' start and end."""
     bases, sizes, parts, warm = p["bases"], p["sockets"], p["memory_parts"], p["warm"]
     per_burst = round(p["rate"] * p["burst_seconds"])
     shoppers = await asyncio.to_thread(fixtures.shoppers_create, warm + sizes[-1], pending=True)
+    herd = await asyncio.to_thread(fixtures.herd_create, p["herd"]) if p.get("herd") else []
     sockets = [Socket(s, bases[i % len(bases)]) for i, s in enumerate(shoppers)]
     warmers, fleet = sockets[:warm], sockets[warm:]
     async with client() as http:
@@ -237,17 +242,32 @@ async def push(p: dict) -> dict:
                 opened = end
                 await step("opened", sockets=opened, size=size)
         waiting = iter([s for s in fleet if s.status == "pending"])
-        bursts = []
-        await step("bursts_start")
+        bursts, herd_info = [], {}
+        if herd:
+            await asyncio.to_thread(fixtures.herd_due, herd)
+            herd_info["reconciled"] = await herd_started(herd)
+        await step("bursts_start", **herd_info)
         for number in range(p["bursts"] + 1):
             batch = list(itertools.islice(waiting, per_burst))
             result = await burst(http, bases, batch, p["rate"], p["drain_seconds"])
             log("burst", number, {k: v for k, v in result.items() if k != "latencies_ms"})
             if number:  # the first after the fleet grew is not counted
                 bursts.append(result)
-        await step("bursts_end", notifications=per_burst * (p["bursts"] + 1))
+        if herd:
+            herd_info["reconciled"] = await asyncio.to_thread(fixtures.herd_heard, herd)
+        await step("bursts_end", notifications=per_burst * (p["bursts"] + 1), **herd_info)
         await close_all(sockets)
     return {"failed_sockets": failed, "bursts": bursts}
+
+
+async def herd_started(herd: list[str], timeout: float = 30) -> int:
+    """Once the reconciler has the payment system's first answer about the herd: how many."""
+    deadline = time.perf_counter() + timeout
+    while not (heard := await asyncio.to_thread(fixtures.herd_heard, herd)):
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the reconciler did not start on the herd")
+        await asyncio.sleep(0.1)
+    return heard
 
 
 async def steps(p: dict) -> dict:

@@ -1,9 +1,10 @@
 """The processes a bench cell runs, started as production starts them, and what they spend.
 
 Servers are daphne processes (deploy/supervisord.conf's command line, without nginx's
-`--proxy-headers`), the old mode's gunicorn sync workers, and the sandbox as the payment system:
-one daphne process serving its API and cashier, and `manage.py sandbox_deliver` sending its
-notifications. Each is a process group of its own, its output in `<name>.log`, stopped for sure.
+`--proxy-headers`), the old mode's gunicorn sync workers, the reconciler, and the sandbox as the
+payment system: one daphne process serving its API and cashier, and `manage.py sandbox_deliver`
+sending its notifications. Each is a process group of its own, its output in `<name>.log`, stopped
+for sure.
 """
 
 from __future__ import annotations
@@ -161,6 +162,14 @@ def sandbox(env: dict[str, str], logs: Path) -> list[Process]:
     env = {**env, "SANDBOX_ENABLED": "1", "SANDBOX_NOTIFY_ORIGINS": "127.0.0.1"}
     deliver = Process("sandbox-deliver", ["manage.py", "sandbox_deliver"], env, logs)
     return [daphne("sandbox", env, logs), deliver]
+
+
+def reconciler(env: dict[str, str], sandbox: str, logs: Path) -> Process:
+    """`manage.py reconcile`, as production runs it, querying the payment system at `sandbox`."""
+    # It looks for due orders every second rather than every 5 s, so that it takes the herd up
+    # sooner; while due orders remain it does not sleep, so its work on them is the same.
+    env = {**env, "PAYMENT_GATEWAY_URL": sandbox + "/sandbox/", "RECONCILE_INTERVAL": "1"}
+    return Process("reconcile", ["manage.py", "reconcile"], env, logs)
 
 
 def cpu_seconds(pids: list[int]) -> float:

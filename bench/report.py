@@ -1,8 +1,9 @@
 """BENCHMARKS.md, its charts and docs/bench/results.json, from what `bench.run` measured.
 
-Every headline cell stands beside the last committed run's (docs/bench/results.json as git's HEAD
-has it), with the ratio now / then: the machines are shared and noisy, so a figure means most next
-to another measured the same way, and the machine-speed yardstick says how fast each run's was.
+Every headline cell stands beside an earlier run's (docs/bench/results.json as the commit given by
+`--baseline` has it, the last committed run by default), with the ratio now / then: the machines
+are shared and noisy, so a figure means most next to another measured the same way, and the
+machine-speed yardstick says how fast each run's was.
 """
 
 import json
@@ -30,6 +31,7 @@ PARTS = ("shop", "payment system", "PostgreSQL", "Redis", "load generator")
 HEADLINE = [
     ("push_redis_p99", "push p99, Redis, 2 daphne processes, 5,000 sockets, 200/s", "ms", ("<=", 50)),
     ("push_embedded_p99", "push p99, embedded default, 1 daphne, 1,000 sockets, 100/s", "ms", ("<=", 20)),
+    ("push_herd_p99", "push p99, embedded default, 1,000 sockets, 100/s, while the reconciler works through 1,000 overdue orders", "ms", ("<=", 100)),
     ("memory_1000", "memory per idle socket, production server, 1,000 sockets", "KiB", ("<=", 40)),
     ("memory_5000", "memory per idle socket, production server, 5,000 sockets", "KiB", ("<=", 40)),
     ("cpu_per_checkout", "shop CPU per checkout, callback, 200 shoppers", "ms", ("<=", 2 * 12.8)),
@@ -79,7 +81,19 @@ LEVERS = {
         "callback mode has CPU to spare."
     ),
 }
+LEVERS["push_herd_p99"] = (
+    "First the embedded default's own levers (the target above): without the herd the one process "
+    "is already saturated by the notifications. For the herd's share: `RECONCILE_RATE` and "
+    "`RECONCILE_MAX_IN_FLIGHT` (settings) bound how much of the machine the reconciler's queries "
+    "and writes take at once, and a lower rate spreads the same herd over more time; the "
+    "reconciler is a process of its own that talks only to PostgreSQL and the payment system, so "
+    "it can run at a lower CPU priority (`nice` in supervisord's command line) or on another "
+    "machine. The payment system's share is the bench's: the sandbox runs on these cores, a "
+    "provider's API does not."
+)
 LEVERS["memory_5000"] = LEVERS["memory_1000"]
+# The push cells of the headline, by the run's key for each.
+PUSH_CELLS = {"push_redis_p99": "redis", "push_embedded_p99": "embedded", "push_herd_p99": "herd"}
 
 
 # --- the machine and the run ---------------------------------------------------------------------
@@ -182,6 +196,19 @@ def push_figures(cell: dict) -> dict:
     }
 
 
+def herd_figures(cell: dict) -> dict:
+    """What the reconciler got through during the bursts, and the CPU each process spent."""
+    cpu, herd = cell["bursts_cpu"], cell["herd"]
+    seconds = cpu["seconds"]
+    return {
+        **herd,
+        "seconds": seconds,
+        "per_second": herd["during"] / seconds,
+        "cores": {part: spent / seconds for part, spent in cpu["cpu"].items()},
+        "reconciler_ms": cpu["cpu"]["reconciler"] * 1000 / max(1, herd["during"]),
+    }
+
+
 def checkout_figures(cell: dict, think: float, shoppers: int) -> dict:
     windows = cell["windows"]
     completed = sum(w["completed"] for w in windows)
@@ -209,6 +236,7 @@ def headline(results: dict) -> dict:
     return {
         "push_redis_p99": push_figures(results["redis"])["p99"],
         "push_embedded_p99": push_figures(results["embedded"])["p99"],
+        "push_herd_p99": push_figures(results["herd"])["p99"],
         "memory_1000": memory[small],
         "memory_5000": memory[large],
         "cpu_per_checkout": callback["ms"]["shop"],
@@ -269,9 +297,10 @@ def headline_of_7b7bded(old: dict) -> tuple[dict, dict]:
     return figures, what
 
 
-def before() -> dict | None:
-    """The last committed run: docs/bench/results.json as git's HEAD has it."""
-    text = _git("show", f"HEAD:{RESULTS}")
+def before(baseline: str = "HEAD") -> dict | None:
+    """The run to compare with: docs/bench/results.json as commit `baseline` has it (by default
+    the last committed run)."""
+    text = _git("show", f"{baseline}:{RESULTS}")
     if not text:
         return None
     old = json.loads(text)
@@ -298,7 +327,7 @@ def steps_ms(results: dict) -> dict[str, dict[str, float]]:
 
 
 def _speed(results: dict, then) -> float | None:
-    """How much slower this run's machine ran the yardstick than the last committed run's."""
+    """How much slower this run's machine ran the yardstick than the earlier run's."""
     old = (then or {}).get("figures", {})
     if not old.get("loop_start") or not old.get("loop_end"):
         return None
@@ -339,6 +368,7 @@ def charts(results: dict, then: dict | None, out: Path) -> list[str]:
     for key, label, target in (
         ("redis", "Redis, 2 daphne, 5,000 sockets, 200/s", 50),
         ("embedded", "embedded, 1 daphne, 1,000 sockets, 100/s", 20),
+        ("herd", "the same, the reconciler's herd meanwhile", 100),
     ):
         latencies = sorted(x for b in results[key]["bursts"] for x in b["latencies_ms"])
         if latencies:
@@ -358,6 +388,7 @@ def charts(results: dict, then: dict | None, out: Path) -> list[str]:
     short = {
         "push_redis_p99": "push p99, Redis",
         "push_embedded_p99": "push p99, embedded",
+        "push_herd_p99": "push p99, embedded, herd",
         "memory_1000": "KiB per socket, 1,000",
         "memory_5000": "KiB per socket, 5,000",
         "cpu_per_checkout": "shop CPU per checkout",
@@ -378,15 +409,15 @@ def charts(results: dict, then: dict | None, out: Path) -> list[str]:
     ax.set_yticks(range(len(short)), list(short.values()))
     ax.invert_yaxis()
     ax.set_xlabel(f"now / then ({(then or {}).get('commit', 'no committed run')}), log scale")
-    ax.set_title("Headline cells against the last committed run")
+    ax.set_title("Headline cells against the earlier run")
     fig.tight_layout()
     fig.savefig(out / "now-then.png", dpi=100)
     plt.close(fig)
     return ["push.png", "now-then.png"]
 
 
-def write(results: dict, *, out: Path, charts_dir: Path, argv=()) -> None:
-    then = before()
+def write(results: dict, *, out: Path, charts_dir: Path, argv=(), baseline: str = "HEAD") -> None:
+    then = before(baseline)
     now = headline(results)
     results["headline"] = now
     results["steps_ms"] = {step: ms["shop"] for step, ms in steps_ms(results).items()}
@@ -470,10 +501,10 @@ def document(
         ),  # fmt: skip
         "",
         f"CPU time the host gave other guests meanwhile (steal): {stolen:.1%}. The yardstick "
-        f"(the lesser of start and end) reads {_n(_speed(results, then), 2)}x the last committed "
+        f"(the lesser of start and end) reads {_n(_speed(results, then), 2)}x the earlier "
         "run's: a CPU figure's ratio now / then below is that much the machine's.",
         "",
-        f"## Headline cells beside the last committed run (`{commit}`, {(then or {}).get('date', '-')})",
+        f"## Headline cells beside an earlier run (`{commit}`, {(then or {}).get('date', '-')})",
         "",
     ]
     rows = []
@@ -514,15 +545,34 @@ def _push_profile(f: dict, rate: int, cpus: int) -> str:
     )
 
 
+def _spread(cell: dict) -> str:
+    p99s = [b["p99"] for b in cell["bursts"]]
+    return f"{_n(min(p99s, default=None), 0)}-{_n(max(p99s, default=None), 0)}"
+
+
 def targets_text(results: dict, then) -> list[str]:
     now, sizes = results["headline"], results["sizes"]
     redis, embedded = push_figures(results["redis"]), push_figures(results["embedded"])
+    herd, herd_push = herd_figures(results["herd"]), push_figures(results["herd"])
+    added = herd_push["p99"] - embedded["p99"]
     callback = checkout_figures(results["callback"], sizes["think_seconds"], sizes["shoppers"])
     steps = steps_ms(results)
     cpus = os.cpu_count() or 1
     profiles = {
         "push_redis_p99": _push_profile(redis, results["redis"]["rate"], cpus),
         "push_embedded_p99": _push_profile(embedded, results["embedded"]["rate"], cpus),
+        "push_herd_p99": _push_profile(herd_push, results["herd"]["rate"], cpus)
+        + f"; without the herd (the embedded cell above, this run) p99 {_n(embedded['p99'])} ms, "
+        f"so the herd adds {added:+,.1f} ms ({100 * added / herd_push['p99']:+.0f}% of this p99), "
+        f"where single bursts' p99s spread over {_spread(results['embedded'])} ms without it and "
+        f"{_spread(results['herd'])} ms with it; the reconciler had the payment system's answer "
+        f"for {herd['during']:,} of the {herd['orders']:,} orders during the "
+        f"{_n(herd['seconds'])} s of bursts ({_n(herd['per_second'])}/s, {herd['before']:,} "
+        f"before them), busy {_n(herd['cores']['reconciler'], 2)} cores "
+        f"({_n(herd['reconciler_ms'], 2)} ms per order), the payment system "
+        f"{_n(herd['cores']['payment system'], 2)}, PostgreSQL "
+        f"{_n(herd['cores'].get('PostgreSQL'), 2)} (all its work, other databases' too), the "
+        f"shop's one process {_n(herd['cores']['shop'], 2)}",
         "memory_1000": "RSS growth per socket in each part of the opening: "
         + ", ".join(
             f"{m['sockets']:,}: " + " / ".join(_n(p / 1024) for p in m["parts"]) + " KiB"
@@ -532,7 +582,7 @@ def targets_text(results: dict, then) -> list[str]:
         + ", ".join(f"{step} {_n(ms['shop'], 2)} ms" for step, ms in steps.items())
         + f"; {_n(sum(ms['shop'] for ms in steps.values()), 2)} ms in all, against "
         f"{_n(now['cpu_per_checkout'], 2)} ms per checkout under load; the yardstick reads "
-        f"{_n(_speed(results, then), 2)}x the last committed run's, that much of the ratio is "
+        f"{_n(_speed(results, then), 2)}x the earlier run's, that much of the ratio is "
         "the machine",
         "ratio": f"{_n(callback['cores'], 2)} of {cpus} cores busy in the callback cell; CPU per "
         "checkout, all processes: "
@@ -546,10 +596,7 @@ def targets_text(results: dict, then) -> list[str]:
         if target is None:
             continue
         met = verdict(key, now[key])
-        lost = (
-            key.startswith("push")
-            and push_figures(results["redis" if "redis" in key else "embedded"])["lost"]
-        )
+        lost = key in PUSH_CELLS and push_figures(results[PUSH_CELLS[key]])["lost"]
         state = "met" if met and not lost else "**missed**"
         lines.append(
             f"- {label}: {_n(now[key])} {unit} against {target[0]} {_n(target[1])} {unit}: {state}."
@@ -571,11 +618,21 @@ def details(results: dict, then, rel: str, images: list[str]) -> list[str]:
         "paid panel on that order's socket. With two servers every notification goes to the "
         "process that does not hold the socket, so every push crosses Redis. Lost: not seen "
         f"{_n(sizes['drain_seconds'])} s after the burst. Each figure is the median over the "
-        "bursts (max: over all)."
+        "bursts (max: over all). The herd: the embedded cell again, with "
+        f"{sizes['herd_orders']:,} more waiting orders whose pending payments exist at the "
+        "sandbox all falling due together before the bursts (a sale's first minute), and "
+        "`python manage.py reconcile` querying them meanwhile; the bursts start once it has its "
+        "first answer. PostgreSQL's cores are all of the server's work, other databases' too. On the in-memory layer the reconciler cannot push: its queries and "
+        "writes only load the machine, and nothing it learns (the payments are still pending) "
+        "would change a panel."
     )
     lines.append("")
     rows = []
-    for key, server in (("redis", f"daphne x{sizes['redis_servers']}"), ("embedded", "daphne")):
+    for key, server in (
+        ("redis", f"daphne x{sizes['redis_servers']}"),
+        ("embedded", "daphne"),
+        ("herd", "daphne, the reconciler's herd meanwhile"),
+    ):
         cell, f = results[key], push_figures(results[key])
         rows.append(
             [
@@ -588,6 +645,20 @@ def details(results: dict, then, rel: str, images: list[str]) -> list[str]:
     lines += _table(
         ["servers", "layer", "sockets", "rate /s", "p50 ms", "p99 ms", "max ms", "notification answered p99 ms", "lost / sent", "notification errors", "sockets refused", "cores busy", "servers' CPU per notification ms", "bursts"],
         rows,
+    )  # fmt: skip
+    herd = herd_figures(results["herd"])
+    lines += [
+        "",
+        "The herd during the bursts: orders the reconciler had the payment system's answer for, "
+        "and the cores each process kept busy (CPU seconds over the bursts' seconds):",
+        "",
+    ]
+    lines += _table(
+        ["due at once", "answered before the bursts", "answered during them", "per second", "reconciler cores", "reconciler CPU per order ms", "payment system cores", "PostgreSQL cores", "shop cores", "seconds"],
+        [[f"{herd['orders']:,}", herd["before"], herd["during"], _n(herd["per_second"]),
+          _n(herd["cores"]["reconciler"], 2), _n(herd["reconciler_ms"], 2),
+          _n(herd["cores"]["payment system"], 2), _n(herd["cores"].get("PostgreSQL"), 2),
+          _n(herd["cores"]["shop"], 2), _n(herd["seconds"])]],
     )  # fmt: skip
     lines += ["", f"![push latency]({rel}/{images[0]})", "", "## 2. Memory per idle socket", ""]
     lines.append(
@@ -692,13 +763,17 @@ def method() -> list[str]:
         "plain HTTP on loopback; the old mode: `python -m gunicorn bench.wsgi:application -w "
         f"{GUNICORN_WORKERS} --worker-class sync`). The payment system, the sandbox, runs as a "
         "daphne process of its own and `python manage.py sandbox_deliver`, started once for the "
-        "cells that need it.",
+        "cells that need it. The herd's reconciler is `python manage.py reconcile` as "
+        "deploy/supervisord.conf runs it, at its default pace, looking for due orders every "
+        "second (`RECONCILE_INTERVAL=1`, so that it takes the herd up sooner; while due orders "
+        "remain it does not sleep).",
         "- Load comes from `bench/load.py`, always a separate process (aiohttp for HTTP, "
         "websockets for the sockets). No kept load tool fits: every figure ties a request to a "
         "socket's message, or chains one shopper's requests across servers and a socket.",
         "- CPU and memory are read from /proc through psutil at each step the load generator "
         "reports; CPU is user + system time of each process and its children.",
-        "- The last committed run is `docs/bench/results.json` as git's HEAD has it; a run of the "
+        "- The earlier run is `docs/bench/results.json` as the `--baseline` commit has it (by "
+        "default HEAD: the last committed run); a run of the "
         "custom stack (before issue 31) is read through the cells that measured the same thing "
         "then (the column 'then measured on').",
         "- A missed target is written down with what the run measured of it and the public lever "

@@ -1,9 +1,10 @@
 """`python -m bench.run [--quick]`: start the servers, drive each cell, write BENCHMARKS.md.
 
 The cells, in order: push latency on the embedded default (one daphne process, Channels'
-InMemoryChannelLayer) and on Redis (daphne processes, channels_redis' layer) with memory per idle
-socket on the way; a checkout taken apart step by step (CPU per step); the closed-loop checkout,
-the old synchronous mode against the callback mode. Load comes from `bench.load`, a process of its
+InMemoryChannelLayer), the same while `manage.py reconcile` works through a herd of overdue
+orders, and on Redis (daphne processes, channels_redis' layer) with memory per idle socket on the
+way; a checkout taken apart step by step (CPU per step); the closed-loop checkout, the old
+synchronous mode against the callback mode. Load comes from `bench.load`, a process of its
 own; CPU and memory are read from /proc (psutil) at each step the load generator reports.
 """
 
@@ -27,6 +28,8 @@ from bench.processes import ROOT
 class Sizes:
     embedded_sockets: tuple[int, ...] = (1000,)
     embedded_rate: int = 100
+    # Waiting orders all due for the reconciler at once during the embedded cell's bursts.
+    herd_orders: int = 1000
     redis_servers: int = 2
     redis_sockets: tuple[int, ...] = (1000, 5000)
     redis_rate: int = 200
@@ -56,6 +59,7 @@ FULL = Sizes()
 QUICK = Sizes(
     embedded_sockets=(30,),
     embedded_rate=20,
+    herd_orders=10,
     redis_sockets=(20, 40),
     redis_rate=20,
     warm_sockets=4,
@@ -195,11 +199,21 @@ class Bench:
 
     # --- cells ----------------------------------------------------------------------------------
 
-    def push(self, *, servers: int, redis: bool, sockets: tuple[int, ...], rate: int) -> dict:
+    def push(
+        self, *, servers: int, redis: bool, sockets: tuple[int, ...], rate: int, herd: int = 0
+    ) -> dict:
+        """Push latency; with a `herd`, while the reconciler works through that many due orders
+        (on the in-memory layer it cannot push: its queries and writes only load the machine)."""
         s = self.sizes
         if (s.bursts + 1) * round(rate * s.burst_seconds) > sockets[-1]:
             raise ValueError(f"{sockets[-1]} sockets are too few for the bursts at {rate}/s")
         shops = self.shop(servers, redis=redis)
+        watched, reconciler = {"shop": [shop.pid for shop in shops]}, []
+        if herd:
+            sandbox = self.sandbox()
+            reconciler = self.start(processes.reconciler(self.env, sandbox[0].url, self.logs))
+            watched["reconciler"] = [reconciler[0].pid]
+            watched["payment system"] = [p.pid for p in sandbox]
         try:
             result, samples = self.drive(
                 {
@@ -212,11 +226,12 @@ class Bench:
                     "burst_seconds": s.burst_seconds,
                     "bursts": s.bursts,
                     "drain_seconds": s.drain_seconds,
+                    "herd": herd,
                 },
-                {"shop": [shop.pid for shop in shops]},
+                watched,
             )
         finally:
-            self.stop(shops)
+            self.stop(reconciler + shops)
         memory, before = [], samples[0]
         for size in sockets:
             parts = []
@@ -228,7 +243,7 @@ class Bench:
             memory.append({"sockets": size, "parts": parts, "per_socket": statistics.median(parts)})
         [start] = [x for x in samples if x["name"] == "bursts_start"]
         [end] = [x for x in samples if x["name"] == "bursts_end"]
-        return {
+        cell = {
             "servers": servers,
             "layer": "RedisPubSubChannelLayer" if redis else "InMemoryChannelLayer",
             "sockets": sockets[-1],
@@ -238,6 +253,10 @@ class Bench:
             "memory": memory,
             "bursts_cpu": {**spent(start, end), "notifications": end["notifications"]},
         }
+        if herd:  # orders the payment system had answered about by the bursts' start, and during
+            during = end["reconciled"] - start["reconciled"]
+            cell["herd"] = {"orders": herd, "before": start["reconciled"], "during": during}
+        return cell
 
     def steps(self) -> dict:
         """One daphne process as production runs it (on Redis when there is one) and the sandbox."""
@@ -305,6 +324,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--charts", default=str(ROOT / "docs" / "bench"))
+    parser.add_argument(
+        "--baseline", default="HEAD", help="the commit whose run the headline cells stand beside"
+    )
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgres") or not args.redis_url:
         parser.error(
@@ -319,6 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for name, cell in [
             ("embedded", lambda: bench.push(servers=1, redis=False, sockets=sizes.embedded_sockets, rate=sizes.embedded_rate)),
+            ("herd", lambda: bench.push(servers=1, redis=False, sockets=sizes.embedded_sockets, rate=sizes.embedded_rate, herd=sizes.herd_orders)),
             ("redis", lambda: bench.push(servers=sizes.redis_servers, redis=True, sockets=sizes.redis_sockets, rate=sizes.redis_rate)),
             ("steps", bench.steps),
             ("sync", lambda: bench.checkout("sync")),
@@ -334,7 +357,11 @@ def main(argv: list[str] | None = None) -> dict:
     results["environment"] = report.environment(args.database_url, args.redis_url)
     results["faults"] = report.faults(logs)
     report.write(
-        results, out=Path(args.out), charts_dir=Path(args.charts), argv=argv or sys.argv[1:]
+        results,
+        out=Path(args.out),
+        charts_dir=Path(args.charts),
+        argv=argv or sys.argv[1:],
+        baseline=args.baseline,
     )
     print(f"bench: wrote {args.out} in {results['seconds']:.0f} s (logs in {logs})")
     for fault in results["faults"]:

@@ -56,13 +56,24 @@ def quick(tmp_path_factory):
 
 def test_every_push_reaches_its_socket_and_its_latencies_are_ordered(quick):
     _, results = quick
-    for cell in ("embedded", "redis"):
+    for cell in ("embedded", "herd", "redis"):
         assert results[cell]["failed_sockets"] == 0
         assert len(results[cell]["bursts"]) == run.QUICK.bursts
         for burst in results[cell]["bursts"]:
             assert burst["lost"] == 0 and burst["notify_errors"] == 0, burst
             assert 0 < burst["p50"] <= burst["p99"] <= burst["max"], burst
             assert len(burst["latencies_ms"]) == burst["n"] > 0
+
+
+def test_the_pushes_are_measured_while_the_reconciler_answers_its_herd(quick):
+    _, results = quick
+    cell = results["herd"]
+    herd = cell["herd"]
+    assert herd["orders"] == run.QUICK.herd_orders
+    assert herd["before"] >= 1  # the bursts wait for the reconciler's first answer
+    assert herd["before"] + herd["during"] <= herd["orders"]  # each order queried once
+    assert cell["bursts_cpu"]["cpu"]["reconciler"] > 0
+    assert cell["bursts_cpu"]["cpu"]["payment system"] > 0
 
 
 def test_memory_per_socket_is_measured_at_each_size_in_parts(quick):
