@@ -98,6 +98,14 @@ def daphne_command(port: int) -> list[str]:
     ]
 
 
+def daphne_server(*, name: str, tmp_dir: Path, **kwargs) -> ShopServer:
+    """A `ShopServer` of daphne alone, as production serves the shop, on its own SQLite file."""
+    port = free_port()
+    kwargs.setdefault("reconcile", False)
+    kwargs.setdefault("deliver", False)
+    return ShopServer(name=name, port=port, command=daphne_command(port), tmp_dir=tmp_dir, **kwargs)
+
+
 class ServerError(RuntimeError):
     """A server did not start, or died; the message ends with the tail of its log."""
 

@@ -115,7 +115,7 @@ def test_the_report_puts_every_headline_cell_beside_the_last_committed_run(quick
     text = (tmp / "BENCHMARKS.md").read_text()
     for heading in (
         "## The machine's speed",
-        "## Headline cells beside the last committed run",
+        "## Headline cells beside an earlier run",
         "## Targets met and missed",
         "## 1. Push latency",
         "## 2. Memory per idle socket",

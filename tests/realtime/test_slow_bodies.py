@@ -10,22 +10,14 @@ import time
 import httpx
 import pytest
 
-from tests.servers import ShopServer, daphne_command, free_port
+from tests.servers import daphne_server
 
 NOTIFY = "/payments/notify/sandbox/"
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    shop = ShopServer(
-        name="bodies",
-        port=port,
-        command=daphne_command(port),
-        tmp_dir=tmp_path,
-        reconcile=False,
-        deliver=False,
-    )
+    shop = daphne_server(name="bodies", tmp_dir=tmp_path)
     shop.start()
     yield shop
     shop.stop()

@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.realtime.shopper import buy
 from tests.realtime.streams import next_status, open_stream
-from tests.servers import ROOT, SHOP_ENV, ShopServer, daphne_command, free_port
+from tests.servers import ROOT, SHOP_ENV, daphne_command, daphne_server, free_port
 
 SECRETS = {
     "SECRET_KEY": "a-production-secret-key-of-fifty-characters-or-more-0123456789",
@@ -76,15 +76,8 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_a_production_server_mounts_no_sandbox_shows_no_debug_page_and_checks_origins(tmp_path):
-    port = free_port()
-    server = ShopServer(
-        name="production",
-        port=port,
-        command=daphne_command(port),
-        tmp_dir=tmp_path,
-        reconcile=False,
-        deliver=False,
-        env={"DEBUG": None, "HTTPS": "0", **SECRETS},
+    server = daphne_server(
+        name="production", tmp_dir=tmp_path, env={"DEBUG": None, "HTTPS": "0", **SECRETS}
     )
     server.start()
     try:
