@@ -1,6 +1,5 @@
 """The sandbox payment system, spoken to over HTTP only (contract sections 3 and 4)."""
 
-import asyncio
 import json
 import re
 import time
@@ -11,7 +10,8 @@ from typing import Any
 import aiohttp
 from django.conf import settings
 
-from checkout.gateways import signed_header
+from checkout.gateways import http, signed_header
+from checkout.gateways.fields import BIZ, MAX_AMOUNT, field
 from checkout.gateways.base import (
     GatewayError,
     GatewayPayment,
@@ -29,38 +29,7 @@ NOTICE_TYPES = {
 }
 EVENT_ID = re.compile(r"evt_[0-9a-f]{24}")
 PAYMENT_ID = re.compile(r"pay_[0-9a-f]{24}")
-BIZ = re.compile(r"[0-9a-f]{32}")
 CURRENCY = re.compile(r"[A-Z]{3}")
-# The largest amount an order or payment row holds (PositiveIntegerField, on every database): a
-# larger one is about no order of ours, and would fail the insert of its payment.
-MAX_AMOUNT = 2**31 - 1
-
-# One aiohttp session (a connection pool) per event loop: sessions must not cross loops.
-_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
-_closers: set[asyncio.Task] = set()
-
-
-def _session() -> aiohttp.ClientSession:
-    loop = asyncio.get_running_loop()
-    session = _sessions.get(loop)
-    if session is None:
-        # No trust_env, which would look for a proxy in the environment and ~/.netrc in a worker
-        # thread on every request: the proxy, if any, is PAYMENT_GATEWAY_PROXY.
-        session = _sessions[loop] = aiohttp.ClientSession()
-        closer = loop.create_task(_close_with_loop(loop, session))
-        _closers.add(closer)
-        closer.add_done_callback(_closers.discard)
-    return session
-
-
-async def _close_with_loop(loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
-    """Close the loop's session when the loop ends: its runner (`asyncio.run`, asgiref's for a
-    synchronous caller) cancels what is still waiting, this included, before it closes."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        _sessions.pop(loop, None)
-        await session.close()
 
 
 class SandboxGateway:
@@ -131,7 +100,7 @@ class SandboxGateway:
                 status, content = await _send(method, path, body, params, headers or {}, left)
                 break
             except (aiohttp.ClientError, TimeoutError) as error:
-                if last or not _connection_lost(error) or time.monotonic() >= deadline:
+                if last or not http.connection_lost(error) or time.monotonic() >= deadline:
                     raise GatewayError(
                         f"{method} {path}: {type(error).__name__}: {error}"
                     ) from error
@@ -153,7 +122,7 @@ async def _send(
     headers: Mapping[str, str],
     seconds: float,
 ) -> tuple[int, bytes]:
-    async with _session().request(
+    async with http.session().request(
         method,
         settings.PAYMENT_GATEWAY_URL + path,
         json=body,
@@ -164,14 +133,6 @@ async def _send(
         proxy=settings.PAYMENT_GATEWAY_PROXY,
     ) as response:
         return response.status, await response.read()
-
-
-def _connection_lost(error: BaseException) -> bool:
-    """The connection closed or reset under a request, as aiohttp counts it (a connection that
-    could not be made, or a request out of time, is not)."""
-    return isinstance(
-        error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-    ) and not isinstance(error, aiohttp.ClientConnectorError)
 
 
 def _timestamp(value: int | None) -> datetime | None:
@@ -193,35 +154,26 @@ def _payment(data: Mapping[str, Any]) -> GatewayPayment:
         raise GatewayError(f"unexpected payment from the sandbox: {error!r}") from error
 
 
-def _field(data: Mapping[str, Any], key: str, kind: type, pattern: re.Pattern[str] | None = None):
-    value = data[key]
-    if type(value) is not kind:  # noqa: E721 - bool must not pass for int
-        raise TypeError(f"{key} must be {kind.__name__}")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise ValueError(f"{key} is not well-formed")
-    return value
-
-
 def _notice(body: Any) -> PaymentNotice:
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise TypeError("body must be an object with a data object")
     data = body["data"]
-    status = NOTICE_TYPES.get(_field(body, "type", str))
+    status = NOTICE_TYPES.get(field(body, "type", str))
     if status is None:
         raise ValueError("unknown type")
-    if _field(data, "status", str) != status.value:
+    if field(data, "status", str) != status.value:
         raise ValueError("data.status does not match type")
-    _field(body, "created", int)
-    amount = _field(data, "amount", int)
+    field(body, "created", int)
+    amount = field(data, "amount", int)
     if not 0 < amount <= MAX_AMOUNT:
         raise ValueError("amount must be positive and at most 2**31 - 1")
     return PaymentNotice(
-        event_id=_field(body, "id", str, EVENT_ID),
+        event_id=field(body, "id", str, EVENT_ID),
         payment=GatewayPayment(
-            payment_id=_field(data, "payment_id", str, PAYMENT_ID),
-            biz=_field(data, "out_trade_no", str, BIZ),
+            payment_id=field(data, "payment_id", str, PAYMENT_ID),
+            biz=field(data, "out_trade_no", str, BIZ),
             status=status,
             amount=amount,
-            currency=_field(data, "currency", str, CURRENCY),
+            currency=field(data, "currency", str, CURRENCY),
         ),
     )

@@ -1,0 +1,243 @@
+"""A local Stripe for tests: the Checkout Session endpoints the shop calls, in Stripe's wire format
+(form-encoded requests with `Authorization: Bearer`, JSON answers, errors as `{"error": {...}}`,
+`Idempotency-Key` replays), and webhook events signed as Stripe signs them."""
+
+import hashlib
+import hmac
+import json
+import secrets
+import string
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from tests.fakes import serve
+
+ALPHANUMERIC = string.ascii_letters + string.digits
+MIN_EXPIRY = 30 * 60
+MAX_EXPIRY = 24 * 60 * 60
+
+
+def stripe_id(prefix: str, length: int) -> str:
+    return prefix + "".join(secrets.choice(ALPHANUMERIC) for _ in range(length))
+
+
+def new_secret_key() -> str:
+    return stripe_id("sk_test_", 99)
+
+
+def new_webhook_secret() -> str:
+    return stripe_id("whsec_", 32)
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding back into objects: `a[b][0][c]=v` is {"a": {"b": [{"c": "v"}]}}."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        head, _, rest = key.partition("[")
+        path = [head] + [part.rstrip("]") for part in rest.split("[")] if rest else [head]
+        node: Any = root
+        for part, following in zip(path, path[1:] + [None], strict=True):
+            if following is None:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if node and all(key.isdigit() for key in node):
+        return [_lists(node[key]) for key in sorted(node, key=int)]
+    return {key: _lists(value) for key, value in node.items()}
+
+
+def error(status: int, message: str, **fields: str) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", **fields}}
+    return web.json_response(body, status=status)
+
+
+class FakeStripe:
+    """Sessions in memory; `tamper` rewrites each session answered, `drop_next_answer` closes the
+    connection instead of answering the next create (after creating the session)."""
+
+    def __init__(self) -> None:
+        self.secret_key = new_secret_key()
+        self.webhook_secret = new_webhook_secret()
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.created: list[dict[str, Any]] = []  # each create's parameters, as Stripe parsed them
+        self.replayed = 0
+        self.tamper: Callable[[dict[str, Any]], Any] | None = None
+        self.drop_next_answer = False
+        self._keys: dict[str, tuple[dict[str, Any], int, bytes]] = {}
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/checkout/sessions", self._create)
+        app.router.add_get("/v1/checkout/sessions/{id}", self._retrieve)
+        app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire)
+        self._runner, self.url = await serve(app)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # What happens at Stripe outside the shop's calls.
+
+    def complete(self, session_id: str, *, payment_status: str = "paid") -> None:
+        """The shopper pays on the hosted page; "unpaid" for a delayed method (a bank debit)."""
+        self.sessions[session_id].update(status="complete", payment_status=payment_status)
+
+    def expire(self, session_id: str) -> None:
+        self.sessions[session_id]["status"] = "expired"
+
+    def event(self, session_id: str, event_type: str, **changes: Any) -> bytes:
+        """The webhook event's body, as Stripe sends it (snapshot: the session inside)."""
+        body = {
+            "id": stripe_id("evt_", 24),
+            "object": "event",
+            "api_version": "2025-09-30.clover",
+            "created": int(time.time()),
+            "data": {"object": dict(self.sessions[session_id])},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+        body.update(changes)
+        return json.dumps(body).encode()
+
+    def signature_header(
+        self, body: bytes, *, timestamp: int | None = None, secret: str | None = None
+    ) -> str:
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        return f"t={timestamp},v1={sign(body, secret or self.webhook_secret, timestamp)}"
+
+    def notice(self, session_id: str, event_type: str) -> tuple[dict[str, str], bytes]:
+        body = self.event(session_id, event_type)
+        return {"Stripe-Signature": self.signature_header(body)}, body
+
+    # The API.
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.secret_key}"
+
+    def _answer(self, session: dict[str, Any]) -> web.Response:
+        shown = self.tamper(dict(session)) if self.tamper else session
+        return web.json_response(shown)
+
+    async def _create(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return error(401, "Invalid API Key provided")
+        if request.content_type != "application/x-www-form-urlencoded":
+            return error(400, "Invalid request: the body must be form-encoded")
+        params = nested(parse_qsl(await request.text(), keep_blank_values=True))
+        key = request.headers.get("Idempotency-Key")
+        if key in self._keys:
+            first, status, body = self._keys[key]
+            if first != params:
+                return web.json_response(
+                    {
+                        "error": {
+                            "message": "Keys for idempotent requests can only be used with the "
+                            "same parameters they were first used with.",
+                            "type": "idempotency_error",
+                        }
+                    },
+                    status=400,
+                )
+            self.replayed += 1
+            return web.Response(
+                body=body,
+                status=status,
+                content_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        answer = self._new_session(params)
+        if key:
+            self._keys[key] = (params, answer.status, answer.body)
+        if self.drop_next_answer:
+            self.drop_next_answer = False
+            request.transport.close()  # the answer is lost on the way back
+        return answer
+
+    def _new_session(self, params: dict[str, Any]) -> web.Response:
+        if params.get("mode") != "payment":
+            return error(400, "Missing required param: mode.", param="mode")
+        try:
+            (item,) = params["line_items"]
+            price = item["price_data"]
+            amount = int(price["unit_amount"]) * int(item["quantity"])
+            name = price["product_data"]["name"]
+            currency = price["currency"]
+        except (KeyError, TypeError, ValueError):
+            return error(400, "Invalid line_items", param="line_items")
+        expires_at = int(params.get("expires_at", time.time() + MAX_EXPIRY))
+        if not MIN_EXPIRY <= expires_at - time.time() <= MAX_EXPIRY:
+            return error(
+                400,
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
+                "Checkout Session creation.",
+                param="expires_at",
+            )
+        session_id = stripe_id("cs_test_", 58)
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "amount_subtotal": amount,
+            "amount_total": amount,
+            "cancel_url": params.get("cancel_url"),
+            "client_reference_id": params.get("client_reference_id"),
+            "created": int(time.time()),
+            "currency": currency,
+            "expires_at": expires_at,
+            "livemode": False,
+            "metadata": {},
+            "mode": "payment",
+            "payment_intent": None,
+            "payment_status": "unpaid",
+            "status": "open",
+            "success_url": params.get("success_url"),
+            "url": f"{self.url}/c/pay/{session_id}",
+        }
+        self.sessions[session_id] = session
+        self.created.append(params | {"name": name})
+        return self._answer(session)
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return error(401, "Invalid API Key provided")
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            return _missing(request.match_info["id"])
+        return self._answer(session)
+
+    async def _expire(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return error(401, "Invalid API Key provided")
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            return _missing(request.match_info["id"])
+        if session["status"] != "open":
+            return error(
+                400,
+                'Only Checkout Sessions with a status in ["open"] can be expired.',
+            )
+        session["status"] = "expired"
+        return self._answer(session)
+
+
+def _missing(session_id: str) -> web.Response:
+    return error(
+        404, f"No such checkout.session: '{session_id}'", code="resource_missing", param="session"
+    )
