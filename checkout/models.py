@@ -97,7 +97,8 @@ class Payment(models.Model):
 
     order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
     gateway = models.CharField(max_length=32, default="sandbox")
-    payment_id = models.CharField(max_length=64, unique=True)
+    # Stripe allows its ids up to 255 characters (a Checkout Session's are 66 and more).
+    payment_id = models.CharField(max_length=255, unique=True)
     status = models.CharField(
         max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
     )
@@ -147,7 +148,7 @@ class Notification(models.Model):
     body_sha256 = models.CharField(max_length=64, blank=True)
     event_id = models.CharField(max_length=64, blank=True, db_index=True)
     biz = models.CharField(max_length=32, blank=True, db_index=True)
-    payment_id = models.CharField(max_length=64, blank=True, db_index=True)
+    payment_id = models.CharField(max_length=255, blank=True, db_index=True)
     verdict = models.CharField(
         max_length=16, choices=Verdict.choices, default=Verdict.RECEIVED, db_index=True
     )

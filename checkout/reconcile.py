@@ -116,7 +116,7 @@ async def order_reconcile(claim: Claim) -> str:
         # Closed first, so that no success can come after the answer that expires the order.
         await gateway.close(payment_id=payment_id)
     if payment_id is not None or not claim.expired:
-        found = await gateway.query(biz=claim.biz)
+        found = await gateway.query(biz=claim.biz, payment_id=payment_id)
     if found is None and not claim.expired:
         return "no_payment"
     # None after the time is up: there is no payment, and now none can be started.

@@ -134,7 +134,7 @@ class AlipayGateway:
             cashier_url=answer["qr_code"],
         )
 
-    async def query(self, *, biz: str) -> GatewayPayment | None:
+    async def query(self, *, biz: str, payment_id: str | None = None) -> GatewayPayment | None:
         answer = await self._call("alipay.trade.query", {"out_trade_no": biz})
         if answer.get("sub_code") == TRADE_NOT_EXIST:
             return None  # the code was not scanned yet

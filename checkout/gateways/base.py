@@ -63,12 +63,15 @@ class Gateway(Protocol):
         """Create the payment (idempotent per order) and return at once, still pending."""
         ...
 
-    async def query(self, *, biz: str) -> GatewayPayment | None:
-        """The payment for an order, or None if the payment system has none."""
+    async def query(self, *, biz: str, payment_id: str | None = None) -> GatewayPayment | None:
+        """The payment for an order, or None if the payment system has none. `payment_id`, when
+        the shop has recorded one, for a payment system that looks payments up only by its own id
+        (Stripe's Checkout Sessions)."""
         ...
 
-    async def close(self, *, payment_id: str) -> GatewayPayment:
-        """Close a pending payment; returns the payment as it then stands (maybe succeeded)."""
+    async def close(self, *, payment_id: str) -> GatewayPayment | None:
+        """Close a pending payment; returns the payment as it then stands (maybe succeeded), or
+        None when the payment system has nothing to close (an Alipay code never scanned)."""
         ...
 
     def verify_notice(self, *, headers: Mapping[str, str], body: bytes) -> PaymentNotice:

@@ -54,7 +54,7 @@ class SandboxGateway:
         )
         return _payment(data)
 
-    async def query(self, *, biz: str) -> GatewayPayment | None:
+    async def query(self, *, biz: str, payment_id: str | None = None) -> GatewayPayment | None:
         data = await self._call("GET", "v1/payments", params={"out_trade_no": biz}, missing_ok=True)
         return None if data is None else _payment(data)
 

@@ -202,7 +202,7 @@ class WechatPayGateway:
             cashier_url=code_url,
         )
 
-    async def query(self, *, biz: str) -> GatewayPayment | None:
+    async def query(self, *, biz: str, payment_id: str | None = None) -> GatewayPayment | None:
         path = f"/v3/pay/transactions/out-trade-no/{_out_trade_no(biz)}?mchid={self.config.mchid}"
         status, data = await self._call("GET", path, allowed=("ORDER_NOT_EXIST",))
         if status >= 300:

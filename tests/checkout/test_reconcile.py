@@ -58,9 +58,9 @@ def calls(monkeypatch) -> list[tuple[str, str]]:
     made: list[tuple[str, str]] = []
     query, close = SandboxGateway.query, SandboxGateway.close
 
-    async def counted_query(self, *, biz):
+    async def counted_query(self, *, biz, payment_id=None):
         made.append(("query", biz))
-        return await query(self, biz=biz)
+        return await query(self, biz=biz, payment_id=payment_id)
 
     async def counted_close(self, *, payment_id):
         made.append(("close", payment_id))

@@ -30,7 +30,7 @@ class Gateway:
         self.queried: list[str] = []
         self.waiting = self.most_waiting = 0
 
-    async def query(self, *, biz: str) -> GatewayPayment | None:
+    async def query(self, *, biz: str, payment_id: str | None = None) -> GatewayPayment | None:
         self.started.append(time.monotonic())
         self.queried.append(biz)
         self.waiting += 1
