@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Pinned, not tuned per run: the old way as it used to be served, 2 sync workers per core.
 GUNICORN_WORKERS = 4
 SECRETS = {
-    "SECRET_KEY": "bench-secret-key-not-for-production",
-    "SANDBOX_API_KEY": "sk_bench",
-    "SANDBOX_NOTIFY_SECRET": "whsec_bench",
+    "SECRET_KEY": "bench-secret-key-not-for-production-of-fifty-characters",
+    "SANDBOX_API_KEY": "sk_bench_0123456789abcdef",
+    "SANDBOX_NOTIFY_SECRET": "whsec_bench_0123456789abcdef",
 }
 
 

@@ -27,17 +27,25 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item for item in os.environ.get(name, default).split(",") if item]
 
 
-def env_required(name: str, dev_default: str) -> str:
+def env_required(name: str, dev_default: str, *, shortest: int = 16) -> str:
+    """A secret production must be given: in development its default; in production refused,
+    named, when missing, shorter than `shortest` or the development default."""
     value = os.environ.get(name)
-    if value:
-        return value
-    if DEBUG:
+    if not value and DEBUG:
         return dev_default
-    raise ImproperlyConfigured(f"{name} must be set when DEBUG is false.")
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is false.")
+    if not DEBUG and (len(value) < shortest or value == dev_default):
+        raise ImproperlyConfigured(
+            f"{name} is too weak for production: at least {shortest} characters, not the "
+            "development default."
+        )
+    return value
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_required("SECRET_KEY", "dev-only-insecure-secret-key")
+# Django's own deploy check asks 50 characters of a secret key.
+SECRET_KEY = env_required("SECRET_KEY", "dev-only-insecure-secret-key", shortest=50)
 HOST = os.environ.get("HOST", "127.0.0.1")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (
     ["127.0.0.1", "localhost", "[::1]", "testserver", HOST] if DEBUG else []

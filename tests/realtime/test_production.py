@@ -31,13 +31,16 @@ from tests.servers import ROOT, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SANDBOX_SECRET = "whsec_sandbox_dev_only"  # what the sandbox process (DEBUG) signs with
+# The payment system's key and signing secret, shared by the sandbox process and the shop.
+SANDBOX_SECRETS = {
+    "SANDBOX_NOTIFY_SECRET": "whsec_" + secrets.token_hex(16),
+    "SANDBOX_API_KEY": "sk_" + secrets.token_hex(16),
+}
 PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "shop.settings",
     "DEBUG": "0",
     "SECRET_KEY": secrets.token_urlsafe(50),
-    "SANDBOX_NOTIFY_SECRET": SANDBOX_SECRET,
-    "SANDBOX_API_KEY": "sk_sandbox_dev_only",
+    **SANDBOX_SECRETS,
     "ALLOWED_HOSTS": "127.0.0.1",
     "PROXY_HEADERS": "1",
 }
@@ -113,7 +116,9 @@ async def test_supervisor_serves_a_purchase_across_its_processes_and_stops_them_
 ):
     await sync_to_async(f.product)()  # the catalogue
     # The payment system: the sandbox (DEBUG), its deliveries beside it, no reconciler.
-    payments = shops.new(name="payments", database_url=shops.database_url, reconcile=False)
+    payments = shops.new(
+        name="payments", database_url=shops.database_url, reconcile=False, env=SANDBOX_SECRETS
+    )
     payments.prepared = True  # the test database is migrated already
     await sync_to_async(payments.start)()
     port = two_free_ports()

@@ -48,6 +48,21 @@ def test_without_a_required_setting_the_shop_refuses_to_start_naming_it(missing)
     assert f"{missing} must be set when DEBUG is false" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "weak"),
+    [
+        ("SECRET_KEY", "short-secret-key"),
+        ("SECRET_KEY", "dev-only-insecure-secret-key"),
+        ("SANDBOX_API_KEY", "sk_sandbox_dev_only"),
+        ("SANDBOX_NOTIFY_SECRET", "whsec_short"),
+    ],
+)
+def test_a_weak_secret_is_refused_naming_it(name, weak):
+    result = check(**{**SECRETS, name: weak})
+    assert result.returncode != 0
+    assert f"{name} is too weak for production" in result.stderr
+
+
 def test_a_server_started_with_no_configuration_refuses_to_start_naming_the_secret():
     clean = {k: v for k, v in os.environ.items() if k not in SHOP_ENV}
     port = free_port()
