@@ -57,6 +57,14 @@ PORT = int(os.environ.get("PORT", "8000"))
 # Where the payment system can reach the shop (the notify_url), and the sandbox's own address.
 SITE_URL = os.environ.get("SITE_URL", f"http://{HOST}:{PORT}").rstrip("/")
 
+
+def env_origins(name: str) -> list[str]:
+    """Origins the shop trusts, as Channels' OriginValidator patterns: in production the shop's
+    own (SITE_URL: scheme, host and port), in development any of ALLOWED_HOSTS (an entry without
+    a scheme is a host)."""
+    return env_list(name) or (ALLOWED_HOSTS if DEBUG else [SITE_URL])
+
+
 INSTALLED_APPS = [
     # First, so that `runserver` is daphne's: pages and the status WebSocket, with autoreload.
     "daphne",
@@ -211,11 +219,8 @@ SECURE_CSP = {
 # --- Payments -----------------------------------------------------------------------------------
 
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
-# Where the sandbox may send its notifications: the shop's own origin in production (scheme, host
-# and port), any of ALLOWED_HOSTS in development; an entry without a scheme is a host.
-SANDBOX_NOTIFY_ORIGINS = env_list("SANDBOX_NOTIFY_ORIGINS") or (
-    ALLOWED_HOSTS if DEBUG else [SITE_URL]
-)
+# Where the sandbox may send its notifications.
+SANDBOX_NOTIFY_ORIGINS = env_origins("SANDBOX_NOTIFY_ORIGINS")
 PAYMENT_GATEWAY_URL = (
     os.environ.get("PAYMENT_GATEWAY_URL", f"{SITE_URL}/sandbox/").rstrip("/") + "/"
 )
@@ -270,9 +275,8 @@ WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_ADDRS = env_list("METRICS_ALLOWED_ADDRS", "127.0.0.1,::1")
 
-# The pages whose scripts may open the status stream (Channels' OriginValidator patterns). In
-# production the shop's own origin, scheme, host and port; in development any of ALLOWED_HOSTS.
-WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS") or (ALLOWED_HOSTS if DEBUG else [SITE_URL])
+# The pages whose scripts may open the status stream.
+WS_ALLOWED_ORIGINS = env_origins("WS_ALLOWED_ORIGINS")
 # The status stream: the largest message a browser may send (it has nothing to say), and how many
 # sockets each server process lets open (checkout/caps.py; 0: no limit): per shopper's session (a
 # few tabs, two sockets each while one reconnects), per order, per client address (a ceiling for

@@ -5,7 +5,9 @@ import re
 
 from tests.servers import ROOT, SHOP_ENV
 
-READS = re.compile(r'\b(?:os\.environ\.get|env_bool|env_list|env_required)\(\s*"([A-Z0-9_]+)"')
+READS = re.compile(
+    r'\b(?:os\.environ\.get|env_bool|env_list|env_origins|env_required)\(\s*"([A-Z0-9_]+)"'
+)
 
 
 def test_every_variable_the_settings_read_is_kept_from_test_servers():
