@@ -21,8 +21,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,6 +98,15 @@ def daphne_command(port: int) -> list[str]:
         *("--websocket_connect_timeout", "60"),
         "shop.asgi:application",
     ]
+
+
+def kill_all(processes: Iterable[psutil.Process]) -> None:
+    """SIGKILL whatever of `processes` still runs: a test's clean-up after it failed."""
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def daphne_server(*, name: str, tmp_dir: Path, **kwargs) -> ShopServer:

@@ -17,7 +17,7 @@ import psutil
 from tests.conftest import require
 from tests.realtime.shopper import approve, buy, pay
 from tests.realtime.streams import SESSION_COOKIE, next_status, open_stream, status_becomes
-from tests.servers import ROOT, SHOP_ENV, free_port, sqlite_url
+from tests.servers import ROOT, SHOP_ENV, free_port, kill_all, sqlite_url
 
 PROCFILE_COMMANDS = ("runserver", "reconcile", "sandbox_deliver")
 
@@ -108,9 +108,5 @@ def test_make_run_takes_a_payment_and_ctrl_c_stops_all_its_processes(tmp_path):
     finally:
         if run.poll() is None:
             started += make.children(recursive=True)
-        for process in [make, *started]:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
+        kill_all([make, *started])
         run.wait()

@@ -27,7 +27,7 @@ from asgiref.sync import sync_to_async
 from tests.checkout import factories as f
 from tests.realtime.shopper import approve, buy, pay
 from tests.realtime.streams import SESSION_COOKIE, next_status, open_stream, status_becomes
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, kill_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,9 +173,5 @@ async def test_supervisor_serves_a_purchase_across_its_processes_and_stops_them_
     finally:
         if run.poll() is None:
             children += supervisord.children(recursive=True)
-        for process in [supervisord, *children]:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
+        kill_all([supervisord, *children])
         run.wait()
