@@ -31,12 +31,17 @@ def page_response(
     return render(request, "checkout/order.html", context, status=status)
 
 
-@require_GET
-def order_page(request: HttpRequest, biz: str) -> HttpResponse:
+def own_order(request: HttpRequest, biz: str) -> Order:
+    """The order if this session created it; 404 for anyone else."""
     order = order_for_owner(biz=biz, owner=shopper_of(request.session))
     if order is None:
         raise Http404("No such order.")
-    return page_response(request, order)
+    return order
+
+
+@require_GET
+def order_page(request: HttpRequest, biz: str) -> HttpResponse:
+    return page_response(request, own_order(request, biz))
 
 
 @require_POST
@@ -47,11 +52,7 @@ async def order_pay(request: HtmxHttpRequest, biz: str) -> HttpResponse:
 
     Async: while the payment system answers, the request holds no thread and no database
     connection."""
-    order = await database_sync_to_async(order_for_owner)(
-        biz=biz, owner=await database_sync_to_async(shopper_of)(request.session)
-    )
-    if order is None:
-        raise Http404("No such order.")
+    order = await database_sync_to_async(own_order)(request, biz)  # the session, then the order
     pressed_in = panel_id_of(request.POST.get("panel"))  # a socket's panel, if it was one
     error = ""
     try:
