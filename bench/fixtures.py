@@ -69,7 +69,7 @@ def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) 
     Order.objects.bulk_create(orders, batch_size=1000)
     if pending:
         by_biz = {o.biz: o for o in orders}
-        Payment.objects.bulk_create(
+        payments = Payment.objects.bulk_create(
             [
                 Payment(
                     order=by_biz[biz],
@@ -85,6 +85,9 @@ def shoppers_create(count: int, *, orders_each: int = 1, pending: bool = False) 
             ],
             batch_size=1000,
         )
+        for payment in payments:  # each order's current payment (PostgreSQL gives their pks)
+            payment.order.payment, payment.order.provider = payment, "sandbox"
+        Order.objects.bulk_update(orders, ["payment", "provider"], batch_size=1000)
     return shoppers
 
 

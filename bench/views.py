@@ -13,7 +13,7 @@ from checkout.gateways.base import GatewayPayment
 from checkout.models import PaymentStatus
 from checkout.panels import panel_render
 from checkout.selectors import order_for_owner, order_with_payment
-from checkout.services.results import result_apply
+from checkout.services.results import Source, result_apply
 from checkout.shoppers import shopper_of
 
 
@@ -27,7 +27,7 @@ def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
         "amount": order.amount,
         "currency": order.currency,
         "description": order.product.name,
-        "notify_url": settings.SITE_URL + reverse("checkout:notify"),
+        "notify_url": settings.SITE_URL + reverse("checkout:notify", args=["sandbox"]),
         "expire_at": int(order.expires_at.timestamp()),
     }
     answer = httpx.post(
@@ -50,5 +50,7 @@ def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
             amount=data["amount"],
             currency=data["currency"],
         ),
+        provider="sandbox",
+        source=Source.START,
     )
     return HttpResponse(panel_render(order_with_payment(biz=order.biz)))

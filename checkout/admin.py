@@ -81,10 +81,19 @@ class FlagInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(EventIdSearch, admin.ModelAdmin):
-    list_display = ["biz", "product", "amount", "currency", "status", "created_at", "paid_at"]
-    list_filter = ["status", "currency", "created_at", "product"]
+    list_display = [
+        "biz",
+        "product",
+        "amount",
+        "currency",
+        "status",
+        "provider",
+        "created_at",
+        "paid_at",
+    ]
+    list_filter = ["status", "provider", "currency", "created_at", "product"]
     list_select_related = ["product"]
-    search_fields = ["=biz", "=payment__payment_id", "owner"]
+    search_fields = ["=biz", "=payments__payment_id", "owner"]
     date_hierarchy = "created_at"
     readonly_fields = [*(f.name for f in Order._meta.fields), "notifications"]
     inlines = [PaymentInline, FlagInline]
@@ -99,6 +108,7 @@ class PaymentAdmin(EventIdSearch, ReadOnlyAdmin):
     biz_lookup = "order__biz"
     list_display = [
         "payment_id",
+        "gateway",
         "order_link",
         "status",
         "amount",
@@ -125,6 +135,7 @@ class PaymentAdmin(EventIdSearch, ReadOnlyAdmin):
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = [
         "received_at",
+        "gateway",
         "event_id",
         "biz_link",
         "payment_id",
@@ -176,7 +187,7 @@ class FlagAdmin(EventIdSearch, admin.ModelAdmin):
     list_display = ["created_at", "kind", "order_link", "resolved"]
     list_filter = ["kind", "resolved", "created_at"]
     list_select_related = ["order"]
-    search_fields = ["=order__biz", "=order__payment__payment_id"]
+    search_fields = ["=order__biz", "=order__payments__payment_id"]
     biz_lookup = "order__biz"
     date_hierarchy = "created_at"
     readonly_fields = ["order_link", "kind", "detail", "created_at"]

@@ -2,7 +2,10 @@
 command that starts (`migrate` in `make prod`, the reconciler under supervisor)."""
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Warning
+from django.core.checks import CheckMessage, Error, Warning
+from django.core.exceptions import ImproperlyConfigured
+
+from checkout import gateways
 
 
 def proxy_headers_check(app_configs, **kwargs) -> list[CheckMessage]:
@@ -21,3 +24,24 @@ def proxy_headers_check(app_configs, **kwargs) -> list[CheckMessage]:
             id="checkout.W001",
         )
     ]
+
+
+def providers_check(app_configs, **kwargs) -> list[CheckMessage]:
+    """Every listed payment provider has complete settings (contract section 6)."""
+    try:
+        names = gateways.enabled()
+    except ImproperlyConfigured as error:
+        return [Error(str(error), id="checkout.E001")]
+    errors = []
+    for name in names:
+        try:
+            gateways.get_gateway(name)
+        except ImproperlyConfigured as error:
+            errors.append(
+                Error(
+                    str(error),
+                    hint=f"PAYMENT_PROVIDERS lists {name}: README, 'Taking real payments'.",
+                    id="checkout.E002",
+                )
+            )
+    return errors

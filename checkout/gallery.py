@@ -24,12 +24,21 @@ SAMPLE_ERROR = gettext_lazy(
 )
 
 
+# What each provider gives the shopper to scan or open (the shapes their docs show).
+SAMPLE_PAY_URLS = {
+    "alipay": "https://qr.alipay.com/bax03431ljhokirwl38f00a7",
+    "wechatpay": "weixin://wxpay/bizpayurl?pr=aIQrOYOzz",
+    "stripe": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3d4e5f6g7h8i9j0",
+}
+
+
 @dataclass(frozen=True)
 class Sample:
     name: str
     status: str
     error: str = ""
     reconnecting: bool = False  # shown inside the page's section with its socket down
+    provider: str = "sandbox"  # whose payment a pending or later sample has
 
     @property
     def templates(self) -> list[str]:
@@ -42,32 +51,37 @@ SAMPLES = [
     Sample("Unpaid, payment system error", OrderStatus.UNPAID, error=SAMPLE_ERROR),
     Sample("Pending", OrderStatus.PENDING),
     Sample("Pending, reconnecting", OrderStatus.PENDING, reconnecting=True),
+    Sample("Pending, Alipay", OrderStatus.PENDING, provider="alipay"),
+    Sample("Pending, WeChat Pay", OrderStatus.PENDING, provider="wechatpay"),
+    Sample("Pending, Stripe", OrderStatus.PENDING, provider="stripe"),
     Sample("Paid", OrderStatus.PAID),
     Sample("Failed", OrderStatus.FAILED),
     Sample("Expired", OrderStatus.EXPIRED),
 ]
 
 
-def sample_order(status: str) -> Order:
+def sample_order(status: str, provider: str = "sandbox") -> Order:
     """An order as the panels see it, never saved; pending and later ones have a payment."""
     product = Product(slug="green-tea", name="Longjing green tea, 100 g", price=1999)
     order = Order(
         biz=SAMPLE_BIZ, product=product, amount=1999, currency="CNY", owner="", status=status
     )
     if status != OrderStatus.UNPAID:
-        # Assigning the order caches the payment on it, so order.payment needs no query.
-        Payment(
+        cashier = f"{settings.SITE_URL}/sandbox/cashier/{SAMPLE_PAYMENT_ID}"
+        order.payment = Payment(
             order=order,
+            gateway=provider,
             payment_id=SAMPLE_PAYMENT_ID,
             amount=order.amount,
             currency=order.currency,
-            cashier_url=f"{settings.SITE_URL}/sandbox/cashier/{SAMPLE_PAYMENT_ID}",
+            cashier_url=SAMPLE_PAY_URLS.get(provider, cashier),
         )
     return order
 
 
 def sample_render(sample: Sample, language: str) -> str:
-    html = panel_render(sample_order(sample.status), error=sample.error, language=language)
+    order = sample_order(sample.status, sample.provider)
+    html = panel_render(order, error=sample.error, language=language)
     if not sample.reconnecting:
         return html
     # As on the order page while its socket is down: the section has .ws-down, the notice shows.

@@ -16,8 +16,8 @@ from checkout.models import Order, OrderStatus
 
 NOTIFICATIONS = Counter(
     "checkout_notifications",
-    "Requests to the notification endpoint, by verdict and by what they did to the order.",
-    ["verdict", "outcome"],
+    "Requests to the notification endpoints, by provider, verdict and what they did to the order.",
+    ["provider", "verdict", "outcome"],
 )
 RESULT_PUSH_SECONDS = Histogram(
     "checkout_result_push_seconds",

@@ -3,7 +3,6 @@
 import secrets
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.urls import reverse
 
@@ -57,6 +56,14 @@ class Order(models.Model):
     # One more with every change its shopper is told of (`save_change`): a socket that receives
     # pushes out of order shows none older than the last it showed (`checkout.consumers`).
     version = models.PositiveIntegerField(default=0, editable=False)
+    # The payment provider the shopper last pressed Pay for, recorded before it is called: the
+    # reconciler asks it about a payment whose answer was lost. Blank until Pay.
+    provider = models.CharField(max_length=32, blank=True)
+    # The payment the shopper is paying with now; earlier ones (another provider the shopper
+    # switched from) were closed first, and only a success of theirs still counts.
+    payment = models.ForeignKey(
+        "Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -77,13 +84,6 @@ class Order(models.Model):
         self.version += 1
         self.save(update_fields=[*fields, "version", "updated_at"])
 
-    @property
-    def payment_or_none(self) -> "Payment | None":
-        try:
-            return self.payment
-        except ObjectDoesNotExist:
-            return None
-
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending"
@@ -93,10 +93,11 @@ class PaymentStatus(models.TextChoices):
 
 
 class Payment(models.Model):
-    """One payment at the payment system, for one order (the order's biz is its out_trade_no)."""
+    """One payment at a payment provider for an order (the order's biz is its out_trade_no); one
+    per provider the shopper chose, the order's `payment` the current one."""
 
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
-    gateway = models.CharField(max_length=32, default="sandbox")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    gateway = models.CharField("provider", max_length=32, default="sandbox", db_index=True)
     # Stripe allows its ids up to 255 characters (a Checkout Session's are 66 and more).
     payment_id = models.CharField(max_length=255, unique=True)
     status = models.CharField(
@@ -114,10 +115,11 @@ class Payment(models.Model):
         return self.payment_id
 
     @classmethod
-    def reported(cls, order: Order, payment: "GatewayPayment") -> "Payment":
+    def reported(cls, order: Order, provider: str, payment: "GatewayPayment") -> "Payment":
         """A new row, not saved, for the payment as the payment system reported it."""
         return cls(
             order=order,
+            gateway=provider,
             payment_id=payment.payment_id,
             amount=payment.amount,
             currency=payment.currency,
@@ -137,7 +139,7 @@ class Notification(models.Model):
         UNKNOWN_ORDER = "unknown_order"
 
     received_at = models.DateTimeField(auto_now_add=True)
-    gateway = models.CharField(max_length=32, default="sandbox")
+    gateway = models.CharField("provider", max_length=32, default="sandbox", db_index=True)
     remote_addr = models.CharField(max_length=64, blank=True)
     headers = models.JSONField(default=dict)
     # Whole for a notification that passed verification (to verify it again and trace it); only
@@ -171,6 +173,11 @@ class Flag(models.Model):
         PAID_AFTER_EXPIRY = "paid_after_expiry"
         PAID_AFTER_FAILURE = "paid_after_failure"
         FOREIGN_PAYMENT = "foreign_payment"
+        # A second payment succeeded for an order already paid (a provider the shopper switched
+        # from, paid after all): one of them must be refunded.
+        PAID_TWICE = "paid_twice"
+        # A paid payment reported closed: the provider refunded it (Alipay's TRADE_CLOSED).
+        REFUNDED = "refunded"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="flags")
     kind = models.CharField(max_length=32, choices=Kind.choices)

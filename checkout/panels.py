@@ -24,8 +24,18 @@ import zxingcpp
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy
 
+from checkout import gateways
 from checkout.models import Order, Payment, Product
+
+# What the shopper reads on each provider's Pay button.
+PROVIDER_NAMES = {
+    "sandbox": gettext_lazy("Sandbox"),
+    "alipay": gettext_lazy("Alipay"),
+    "wechatpay": gettext_lazy("WeChat Pay"),
+    "stripe": gettext_lazy("Card"),
+}
 
 
 def panel_template(status: str) -> str:
@@ -68,15 +78,31 @@ def panel_id_of(value: str | None) -> str | None:
     return value if value and PANEL_ID.fullmatch(value) else None
 
 
+def opens_in_browser(url: str) -> bool:
+    """Whether a link to `url` opens a page (Alipay's, Stripe's, the sandbox's cashier), not only
+    an app that scans it (WeChat Pay's weixin:// code)."""
+    return url.startswith(("https://", "http://"))
+
+
 def panel_context(
     order: Order, *, error: str = "", csrf_token: str = "", panel_id: str = ""
 ) -> dict:
-    payment = order.payment_or_none
+    payment = order.payment
+    payment_url = payment.cashier_url if payment else ""
+    paying_with = payment.gateway if payment else ""
+    providers = [(name, PROVIDER_NAMES[name]) for name in gateways.enabled()]
     return {
         "order": order,
         "payment": payment,
+        # What the shopper scans or opens: the provider's code or page, verbatim (data-pay-url).
+        "payment_url": payment_url,
+        "payment_url_opens": opens_in_browser(payment_url),
         # A callable: the template calls it only where the panel shows the code (pending).
-        "qr": partial(qr_svg, payment.cashier_url) if payment and payment.cashier_url else "",
+        "qr": partial(qr_svg, payment_url) if payment_url else "",
+        "provider_name": PROVIDER_NAMES.get(paying_with, ""),
+        # The Pay buttons: every enabled provider (unpaid), the others while paying (pending).
+        "providers": providers,
+        "other_providers": [(name, label) for name, label in providers if name != paying_with],
         "error": error,
         "csrf_token": csrf_token,  # for the Pay form's post without htmx (unpaid.html)
         "panel_id": panel_id,  # the socket's, in its Pay form (unpaid.html)
@@ -106,13 +132,14 @@ class PanelState(TypedDict):
     amount: int
     currency: str
     product: str  # the product's name
-    cashier_url: str | None  # the payment's; None while the order has no payment
+    cashier_url: str | None  # the current payment's; None while the order has no payment
+    provider: str  # the current payment's provider, or ""
 
 
 def panel_state(order: Order) -> PanelState:
     """What the panels show of `order`; give it the order with its product and payment loaded, or
     call it where a query may run."""
-    payment = order.payment_or_none
+    payment = order.payment
     return {
         "biz": order.biz,
         "version": order.version,
@@ -121,6 +148,7 @@ def panel_state(order: Order) -> PanelState:
         "currency": order.currency,
         "product": order.product.name,
         "cashier_url": payment.cashier_url if payment else None,
+        "provider": payment.gateway if payment else "",
     }
 
 
@@ -135,6 +163,5 @@ def panel_order(state: PanelState) -> Order:
         product=Product(name=state["product"]),
     )
     if state["cashier_url"] is not None:
-        # Assigning the order caches the payment on it; an unsaved order without one reads none.
-        Payment(order=order, cashier_url=state["cashier_url"])
+        order.payment = Payment(gateway=state["provider"], cashier_url=state["cashier_url"])
     return order

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from checkout import locks
 from checkout.gateways import get_gateway
-from checkout.gateways.base import GatewayError, GatewayPayment
+from checkout.gateways.base import GatewayError, GatewayPayment, GatewayThrottled
 from checkout.models import Order, PaymentStatus
 from checkout.selectors import order_is_unsettled
 from checkout.services.results import result_receive
@@ -43,6 +43,8 @@ RETRY_AFTER_ERROR = timedelta(seconds=30)
 
 # A later look comes up to this fraction of its delay later, at random.
 JITTER = 0.2
+# Seconds no query goes to a provider that answered "too many requests".
+THROTTLED_HOLD = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,16 +52,20 @@ class Claim:
     biz: str
     payment_id: str | None  # None: the shop has not recorded a payment (yet)
     expired: bool
-    gateway: str = "sandbox"
+    gateway: str  # the provider of the payment, or the one Pay was pressed for; "" if never
 
 
 class Pace:
-    """At most `rate` steps started a second (0: no limit), and at most `limit` at once."""
+    """At most `rate` steps started a second (0: no limit), and at most `limit` at once; none
+    started for a while after the provider said it is asked too often (`hold`)."""
 
     def __init__(self, rate: float, limit: int) -> None:
         self.interval = 1 / rate if rate > 0 else 0.0
         self.next_start = 0.0
         self.slots = asyncio.Semaphore(limit)
+
+    def hold(self, seconds: float) -> None:
+        self.next_start = max(self.next_start, time.monotonic() + seconds)
 
     @asynccontextmanager
     async def step(self) -> AsyncIterator[None]:
@@ -85,9 +91,9 @@ def orders_claim(*, now: datetime, limit: int = BATCH) -> list[Claim]:
     return [
         Claim(
             biz=o.biz,
-            payment_id=o.payment.payment_id if o.payment_or_none else None,
+            payment_id=o.payment.payment_id if o.payment else None,
             expired=o.expires_at <= now,
-            gateway=o.payment.gateway if o.payment_or_none else "sandbox",
+            gateway=o.payment.gateway if o.payment else o.provider,
         )
         for o in orders
     ]
@@ -104,6 +110,11 @@ def order_reschedule(*, biz: str, after: timedelta) -> None:
 
 async def order_reconcile(claim: Claim) -> str:
     """Ask the payment system about one order and apply its answer; returns the outcome."""
+    if not claim.gateway:
+        # Pay was never pressed: there is nobody to ask, and the order expires when its time is up.
+        if not claim.expired:
+            return "no_payment"
+        return (await result_receive(biz=claim.biz, payment=None, provider="")).outcome
     gateway = get_gateway(claim.gateway)
     payment_id = claim.payment_id
     found: GatewayPayment | None = None
@@ -120,22 +131,26 @@ async def order_reconcile(claim: Claim) -> str:
     if found is None and not claim.expired:
         return "no_payment"
     # None after the time is up: there is no payment, and now none can be started.
-    applied = await result_receive(biz=claim.biz, payment=found)
+    applied = await result_receive(biz=claim.biz, payment=found, provider=claim.gateway)
     return applied.outcome
 
 
 async def _reconcile_step(claim: Claim, pace: Pace) -> None:
     async with pace.step():
         if await database_sync_to_async(order_is_unsettled)(biz=claim.biz):
-            await _reconcile_unsettled(claim)
+            await _reconcile_unsettled(claim, pace)
 
 
-async def _reconcile_unsettled(claim: Claim) -> None:
+async def _reconcile_unsettled(claim: Claim, pace: Pace) -> None:
     started = time.perf_counter()
     after = timedelta(seconds=settings.RECONCILE_QUERY_AFTER)
     error = ""
     try:
         outcome = await order_reconcile(claim)
+    except GatewayThrottled as failure:
+        # The provider asks to be asked less often: its other orders wait, this one comes back.
+        pace.hold(THROTTLED_HOLD)
+        outcome, error, after = "throttled", str(failure), min(after, RETRY_AFTER_ERROR)
     except GatewayError as failure:
         # Nothing was applied; the order stays waiting and is looked at again.
         outcome, error, after = "gateway_error", str(failure), min(after, RETRY_AFTER_ERROR)
@@ -160,7 +175,8 @@ async def reconcile_once() -> int:
     paces: dict[str, Pace] = {}
     for claim in claims:
         if claim.gateway not in paces:
-            paces[claim.gateway] = Pace(settings.RECONCILE_RATE, settings.RECONCILE_MAX_IN_FLIGHT)
+            rate = settings.RECONCILE_RATES.get(claim.gateway, settings.RECONCILE_RATE)
+            paces[claim.gateway] = Pace(rate, settings.RECONCILE_MAX_IN_FLIGHT)
     await asyncio.gather(*(_reconcile_step(claim, paces[claim.gateway]) for claim in claims))
     return len(claims)
 

@@ -1,7 +1,7 @@
 """The rules of an order's status: the only place that says which change is allowed.
 
 The payment system is the truth about money. A payment it reports started makes an unpaid order
-pending. A success is accepted from any state but paid (a success after our expiry or after a
+pending; a pending order's shopper may switch to another provider. A success is accepted from any state but paid (a success after our expiry or after a
 failure still took the shopper's money); a failure or a close only ends an order that is still
 waiting; paid is final.
 """
@@ -21,6 +21,11 @@ _REPORTED_TO_ORDER = {
 
 def can_start_payment(status: str) -> bool:
     return status == OrderStatus.UNPAID
+
+
+def can_switch_provider(status: str) -> bool:
+    """A pending order may be paid with another provider: its payment is closed first."""
+    return status == OrderStatus.PENDING
 
 
 def status_after(current: str, reported: PaymentStatus) -> OrderStatus | None:

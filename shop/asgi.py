@@ -14,7 +14,11 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from checkout import gateways  # noqa: E402
 from checkout.routing import websocket_urlpatterns  # noqa: E402
+
+# A listed payment provider without its settings stops the server here, naming the variable.
+gateways.check_configured()
 
 application = ProtocolTypeRouter(
     {

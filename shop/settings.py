@@ -218,14 +218,40 @@ SECURE_CSP = {
 
 # --- Payments -----------------------------------------------------------------------------------
 
+# The providers the shopper can pay with, in the order the Pay buttons show them (contract 6):
+# sandbox, alipay, wechatpay, stripe. Each listed one's settings below must be complete: a server
+# refuses to start, naming the variable, and `manage.py check` reports it (checkout.gateways).
+PAYMENT_PROVIDERS = env_list("PAYMENT_PROVIDERS", "sandbox")
+# The sandbox payment system mounted under /sandbox/ (development), and the sandbox provider, the
+# shop's client of it or of a payment system speaking its dialect at PAYMENT_GATEWAY_URL.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
 # Where the sandbox may send its notifications.
 SANDBOX_NOTIFY_ORIGINS = env_origins("SANDBOX_NOTIFY_ORIGINS")
 PAYMENT_GATEWAY_URL = (
     os.environ.get("PAYMENT_GATEWAY_URL", f"{SITE_URL}/sandbox/").rstrip("/") + "/"
 )
-SANDBOX_API_KEY = env_required("SANDBOX_API_KEY", "sk_sandbox_dev_only")
-SANDBOX_NOTIFY_SECRET = env_required("SANDBOX_NOTIFY_SECRET", "whsec_sandbox_dev_only")
+if SANDBOX_ENABLED or "sandbox" in PAYMENT_PROVIDERS:
+    SANDBOX_API_KEY = env_required("SANDBOX_API_KEY", "sk_sandbox_dev_only")
+    SANDBOX_NOTIFY_SECRET = env_required("SANDBOX_NOTIFY_SECRET", "whsec_sandbox_dev_only")
+else:
+    SANDBOX_API_KEY = SANDBOX_NOTIFY_SECRET = ""
+# Alipay, WeChat Pay (API v3, public-key mode) and Stripe: key files hold PEM text; each *_URL
+# defaults to the provider's production address (README "Taking real payments").
+ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "")
+ALIPAY_PRIVATE_KEY_FILE = os.environ.get("ALIPAY_PRIVATE_KEY_FILE", "")
+ALIPAY_PUBLIC_KEY_FILE = os.environ.get("ALIPAY_PUBLIC_KEY_FILE", "")
+ALIPAY_GATEWAY_URL = os.environ.get("ALIPAY_GATEWAY_URL", "")
+WECHATPAY_MCHID = os.environ.get("WECHATPAY_MCHID", "")
+WECHATPAY_APPID = os.environ.get("WECHATPAY_APPID", "")
+WECHATPAY_APIV3_KEY = os.environ.get("WECHATPAY_APIV3_KEY", "")
+WECHATPAY_CERT_SERIAL = os.environ.get("WECHATPAY_CERT_SERIAL", "")
+WECHATPAY_PRIVATE_KEY_FILE = os.environ.get("WECHATPAY_PRIVATE_KEY_FILE", "")
+WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID", "")
+WECHATPAY_PUBLIC_KEY_FILE = os.environ.get("WECHATPAY_PUBLIC_KEY_FILE", "")
+WECHATPAY_API_URL = os.environ.get("WECHATPAY_API_URL", "")
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_URL = os.environ.get("STRIPE_API_URL", "")
 # Older secrets still accepted while a rotation is under way (comma-separated).
 SANDBOX_NOTIFY_SECRETS_OLD = env_list("SANDBOX_NOTIFY_SECRETS_OLD")
 # An HTTP proxy the calls to the payment system go through (http://[user:password@]host:port);
@@ -265,6 +291,11 @@ RECONCILE_INTERVAL = float(os.environ.get("RECONCILE_INTERVAL", "5"))
 # The reconciler's calls per payment system: at most this many orders' queries started a second
 # (0: no limit), and at most this many waiting for their answers at once.
 RECONCILE_RATE = float(os.environ.get("RECONCILE_RATE", "20"))
+# Per provider, where it differs: "alipay=10,stripe=25".
+RECONCILE_RATES = {
+    name: float(rate)
+    for name, _, rate in (item.partition("=") for item in env_list("RECONCILE_RATES"))
+}
 RECONCILE_MAX_IN_FLIGHT = int(os.environ.get("RECONCILE_MAX_IN_FLIGHT", "10"))
 # Every this many seconds each server process checks, in one query, whether any order watched by
 # one of its sockets changed without the socket hearing of it (a push the channel layer dropped).

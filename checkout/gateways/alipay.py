@@ -26,6 +26,7 @@ from checkout.gateways import http, rsa
 from checkout.gateways.fields import BIZ, MAX_AMOUNT
 from checkout.gateways.base import (
     GatewayError,
+    GatewayThrottled,
     GatewayPayment,
     NoticeRejected,
     PaymentNotice,
@@ -191,11 +192,13 @@ class AlipayGateway:
         except (KeyError, ValueError, TypeError) as error:
             raise NoticeRejected("malformed", f"not an Alipay trade notice: {error!r}") from None
 
-    def notice_answer(self, *, accepted: bool) -> tuple[int, bytes, str]:
+    def notice_answer(
+        self, *, status: int, verdict: str = "", outcome: str = ""
+    ) -> tuple[int, bytes, str]:
         # Alipay takes exactly `success` as the acknowledgement and delivers again otherwise.
-        if accepted:
+        if status < 300:
             return 200, b"success", "text/plain; charset=utf-8"
-        return 400, b"fail", "text/plain; charset=utf-8"
+        return status, b"fail", "text/plain; charset=utf-8"
 
     def signed_params(
         self, method: str, biz_content: Mapping[str, str], *, now: datetime, **extra: str
@@ -231,6 +234,8 @@ class AlipayGateway:
             except (aiohttp.ClientError, TimeoutError) as error:
                 if last or not http.connection_lost(error) or time.monotonic() >= deadline:
                     raise GatewayError(f"{method}: {type(error).__name__}: {error}") from error
+        if status == 429:
+            raise GatewayThrottled(f"{method}: HTTP 429")
         if status != 200:
             raise GatewayError(f"{method}: HTTP {status}")
         return self.verified_answer(method, content)

@@ -20,6 +20,15 @@ class PaymentRequest:
     description: str
     notify_url: str
     expire_at: datetime
+    return_url: str = ""  # the order's page, where a provider's own page sends the shopper back
+    # Earlier payments of this provider for this order (closed when the shopper switched away).
+    attempt: int = 0
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for a Pay sent again (a double click, a lost answer): the same payment. A new
+        one for a provider chosen again after its payment was closed."""
+        return self.biz if self.attempt == 0 else f"{self.biz}-{self.attempt}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,10 @@ class PaymentNotice:
 
 class GatewayError(Exception):
     """The payment system is down, too slow, or answered with an error."""
+
+
+class GatewayThrottled(GatewayError):
+    """The payment system refused the call as one too many (HTTP 429, or its own code for it)."""
 
 
 class NoticeRejected(Exception):
@@ -76,4 +89,12 @@ class Gateway(Protocol):
 
     def verify_notice(self, *, headers: Mapping[str, str], body: bytes) -> PaymentNotice:
         """Check signature and format; raise NoticeRejected otherwise."""
+        ...
+
+    def notice_answer(
+        self, *, status: int, verdict: str = "", outcome: str = ""
+    ) -> tuple[int, bytes, str]:
+        """The provider's own answer to a notification, given the shop's as an HTTP status (2xx
+        recorded, 4xx refused, 5xx not recorded: send it again) and what the shop made of it
+        (`Notification.verdict`, `outcome`): status, body, content type."""
         ...

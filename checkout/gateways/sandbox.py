@@ -14,6 +14,7 @@ from checkout.gateways import http, signed_header
 from checkout.gateways.fields import BIZ, MAX_AMOUNT, field
 from checkout.gateways.base import (
     GatewayError,
+    GatewayThrottled,
     GatewayPayment,
     NoticeRejected,
     PaymentNotice,
@@ -49,7 +50,7 @@ class SandboxGateway:
             "POST",
             "v1/payments",
             body=body,
-            headers={"Idempotency-Key": request.biz},
+            headers={"Idempotency-Key": request.idempotency_key},
             idempotent=True,
         )
         return _payment(data)
@@ -74,6 +75,14 @@ class SandboxGateway:
             return _notice(json.loads(body))
         except (ValueError, TypeError, KeyError, RecursionError) as error:
             raise NoticeRejected("malformed", f"not a sandbox notification: {error}") from None
+
+    def notice_answer(
+        self, *, status: int, verdict: str = "", outcome: str = ""
+    ) -> tuple[int, bytes, str]:
+        """Any 2xx is delivered (contract section 4); the body says what the shop made of it, for
+        the sandbox's delivery log."""
+        answer = {"verdict": verdict, "outcome": outcome}
+        return status, json.dumps(answer).encode(), "application/json"
 
     async def _call(
         self,
@@ -106,6 +115,8 @@ class SandboxGateway:
                     ) from error
         if status == 404 and missing_ok:
             return None
+        if status == 429:
+            raise GatewayThrottled(f"{method} {path}: HTTP 429")
         if not (200 <= status < 300 or (status == 409 and conflict_ok)):
             raise GatewayError(f"{method} {path}: HTTP {status}")
         try:

@@ -16,12 +16,12 @@ import aiohttp
 import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import reverse
 
 from checkout.gateways import http, signed_header
 from checkout.gateways.fields import BIZ, MAX_AMOUNT, field
 from checkout.gateways.base import (
     GatewayError,
+    GatewayThrottled,
     GatewayPayment,
     NoticeRejected,
     PaymentNotice,
@@ -81,8 +81,8 @@ class StripeConfig:
 class StripeGateway:
     name = "stripe"
 
-    def __init__(self, config: StripeConfig | None = None) -> None:
-        self.config = config or StripeConfig.from_settings()
+    def __init__(self, config: StripeConfig) -> None:
+        self.config = config
 
     async def start(self, request: PaymentRequest) -> GatewayPayment:
         params = {
@@ -98,13 +98,13 @@ class StripeGateway:
                     },
                 }
             ],
-            "success_url": _return_url(request),
-            "cancel_url": _return_url(request),
+            "success_url": request.return_url,
+            "cancel_url": request.return_url,
             "expires_at": _session_expiry(request.expire_at),
         }
         # The order's id is the idempotency key: a Pay whose answer was lost repeats the create,
         # and Stripe replays the first answer (for 24 h) instead of opening a second session.
-        options = {"idempotency_key": request.biz}
+        options = {"idempotency_key": request.idempotency_key}
         session = await self._call(
             lambda client: client.v1.checkout.sessions.create_async(params, options)
         )
@@ -162,11 +162,11 @@ class StripeGateway:
         except (ValueError, TypeError, KeyError, RecursionError) as error:
             raise NoticeRejected("malformed", f"not a Stripe checkout event: {error}") from None
 
-    def notice_answer(self, *, accepted: bool) -> tuple[int, bytes, str]:
+    def notice_answer(
+        self, *, status: int, verdict: str = "", outcome: str = ""
+    ) -> tuple[int, bytes, str]:
         """Stripe counts any 2xx as delivered and retries anything else for three days."""
-        if accepted:
-            return 200, b'{"received": true}', "application/json"
-        return 400, b'{"received": false}', "application/json"
+        return status, json.dumps({"received": status < 300}).encode(), "application/json"
 
     async def _call(
         self, call: Callable[[stripe.StripeClient], Awaitable[stripe.checkout.Session]]
@@ -193,6 +193,8 @@ class StripeGateway:
             if error.http_status == 400:
                 raise _Refused(str(error)) from error
             raise GatewayError(f"Stripe: HTTP {error.http_status}: {error}") from error
+        except stripe.RateLimitError as error:
+            raise GatewayThrottled(f"Stripe: HTTP 429: {error}") from error
         except stripe.StripeError as error:
             raise GatewayError(f"Stripe: {type(error).__name__}: {error}") from error
         except TimeoutError as error:
@@ -207,12 +209,6 @@ class _NotFound(GatewayError):
 
 class _Refused(GatewayError):
     """Stripe refused the request as invalid (HTTP 400)."""
-
-
-def _return_url(request: PaymentRequest) -> str:
-    """Where Stripe sends the shopper back: the order's page, which shows the result. Proposed:
-    PaymentRequest.return_url, set by payment_start beside notify_url."""
-    return settings.SITE_URL + reverse("checkout:order", kwargs={"biz": request.biz})
 
 
 def _session_expiry(order_expiry: datetime) -> int:

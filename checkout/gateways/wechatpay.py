@@ -33,6 +33,7 @@ from checkout.gateways import http, rsa
 from checkout.gateways.fields import MAX_AMOUNT
 from checkout.gateways.base import (
     GatewayError,
+    GatewayThrottled,
     GatewayPayment,
     NoticeRejected,
     PaymentNotice,
@@ -256,10 +257,12 @@ class WechatPayGateway:
             raise NoticeRejected("malformed", "TRANSACTION.SUCCESS for an unpaid transaction")
         return PaymentNotice(event_id=event_id, payment=payment)
 
-    def notice_answer(self, *, accepted: bool, status: int = 500) -> tuple[int, bytes, str]:
+    def notice_answer(
+        self, *, status: int, verdict: str = "", outcome: str = ""
+    ) -> tuple[int, bytes, str]:
         """WeChat Pay's own answer: 204 once accepted; otherwise `status` (4xx/5xx) with FAIL,
         and it delivers the notice again."""
-        if accepted:
+        if status < 300:
             return 204, b"", "application/json"
         body = json.dumps({"code": "FAIL", "message": "not accepted"}).encode()
         return status, body, "application/json"
@@ -315,7 +318,9 @@ class WechatPayGateway:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise GatewayError(f"{method} {path}: {type(error).__name__}: {error}") from error
         if not 200 <= status < 300 and _error_code(answer) not in allowed:
-            raise GatewayError(f"{method} {path}: HTTP {status} {_error_code(answer)}")
+            # WeChat Pay answers FREQUENCY_LIMITED with 429 when it is asked too often.
+            failed = GatewayThrottled if status == 429 else GatewayError
+            raise failed(f"{method} {path}: HTTP {status} {_error_code(answer)}")
         try:
             self._check_signature(headers, answer, now=int(time.time()))
         except _Unverified as error:

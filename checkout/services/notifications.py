@@ -23,7 +23,18 @@ MAX_BODY_BYTES = 64 * 1024
 REFUSED_BODY_BYTES = 1024
 # Headers worth keeping with the raw body: enough to re-verify and trace, nothing secret. The
 # payment system's are short; a longer value is cut, as a refused body is.
-KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "Sandbox-Signature")
+KEPT_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "User-Agent",
+    "Sandbox-Signature",
+    "Stripe-Signature",
+    "Wechatpay-Signature",
+    "Wechatpay-Signature-Type",
+    "Wechatpay-Timestamp",
+    "Wechatpay-Nonce",
+    "Wechatpay-Serial",
+)
 KEPT_HEADER_CHARS = 1024
 REMOTE_ADDR_CHARS = Notification._meta.get_field("remote_addr").max_length
 
@@ -74,7 +85,10 @@ async def notification_receive(
         record.payment_id = notice.payment.payment_id
         try:
             applied = await result_receive(
-                biz=notice.payment.biz, payment=notice.payment, notification=record
+                biz=notice.payment.biz,
+                payment=notice.payment,
+                provider=gateway_name,
+                notification=record,
             )
         except Exception as error:
             # Not applied: answer 500 so the payment system delivers it again.
@@ -84,9 +98,12 @@ async def notification_receive(
         else:
             # An unknown order is answered 200 too: a retry cannot make it known; it is on record.
             receipt = Receipt(200, Notification.Verdict.ACCEPTED, applied.outcome)
-    NOTIFICATIONS.labels(verdict=receipt.verdict, outcome=receipt.outcome or "none").inc()
+    NOTIFICATIONS.labels(
+        provider=gateway_name, verdict=receipt.verdict, outcome=receipt.outcome or "none"
+    ).inc()
     logger.info(
-        "notification id=%s event=%s biz=%s verdict=%s outcome=%s ms=%.1f",
+        "notification provider=%s id=%s event=%s biz=%s verdict=%s outcome=%s ms=%.1f",
+        gateway_name,
         record.pk or "-",
         record.event_id or "-",
         record.biz or "-",

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from checkout.models import Order, Product
+from checkout.models import Order, Payment, Product
 
 
 def order_fields(*, product: Product, owner: str, now=None) -> dict:
@@ -22,3 +22,11 @@ def order_fields(*, product: Product, owner: str, now=None) -> dict:
 
 def order_create(*, product: Product, owner: str) -> Order:
     return Order.objects.create(**order_fields(product=product, owner=owner))
+
+
+def order_provider_choose(*, biz: str, provider: str) -> int:
+    """Record the provider the shopper pressed Pay for, before it is called (the reconciler asks
+    it about a payment whose answer was lost); returns how many payments of that provider the
+    order had before (closed when the shopper switched away)."""
+    Order.objects.filter(biz=biz).exclude(provider=provider).update(provider=provider)
+    return Payment.objects.filter(order__biz=biz, gateway=provider).count()

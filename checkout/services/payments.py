@@ -1,17 +1,19 @@
-"""Starting a payment: call the payment system, answer at once, record what it said."""
+"""Starting a payment: call the provider, answer at once, record what it said."""
 
 import logging
+from collections.abc import Awaitable, Callable
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from checkout import states
-from checkout.gateways import get_gateway
-from checkout.gateways.base import GatewayError, PaymentRequest
-from checkout.models import Order
-from checkout.services.results import result_receive
+from checkout import gateways, states
+from checkout.gateways.base import Gateway, GatewayError, PaymentRequest
+from checkout.models import Order, OrderStatus
+from checkout.services.orders import order_provider_choose
+from checkout.services.results import Source, result_receive
 
 logger = logging.getLogger(__name__)
 
@@ -20,33 +22,52 @@ class PaymentNotStarted(Exception):
     """The payment could not be started; the message is for the shopper, the order stays payable."""
 
 
-async def payment_start(*, order: Order, pressed_in: str | None = None) -> Order:
-    """Start paying for `order` in callback mode; returns the order as it then stands.
+async def payment_start(*, order: Order, provider: str, pressed_in: str | None = None) -> Order:
+    """Start paying for `order` with `provider` in callback mode; returns the order as it then
+    stands.
 
     `pressed_in`: the panel id of the socket whose Pay button was pressed, if any (its page shows
     this answer, `checkout.consumers`). No transaction or database connection is held while the
-    payment system answers. A double click or a retry sends the same idempotency key, so the
-    payment system answers with the same payment.
+    provider answers. Pay pressed again for the same provider is the same payment (the same
+    idempotency key, or out_trade_no). Pressed for another provider while the order is pending,
+    the current payment is closed first: if it was paid meanwhile, the order is paid and nothing
+    else is started.
     """
-    if not states.can_start_payment(order.status):
+    if provider not in gateways.enabled():
+        raise PaymentNotStarted(_("This way to pay is not offered."))
+    current = order.payment
+    switching = states.can_switch_provider(order.status) and (
+        current is None or current.gateway != provider
+    )
+    if not (switching or states.can_start_payment(order.status)):
         return order
     if order.expires_at <= timezone.now():
         raise PaymentNotStarted(_("The time to pay for this order is over."))
+    if switching and current is not None:
+        closed = await _call(
+            order, current.gateway, "close", lambda g: g.close(payment_id=current.payment_id)
+        )
+        applied = await result_receive(
+            biz=order.biz,
+            payment=closed,
+            provider=current.gateway,
+            source=Source.SWITCH,
+            pressed_in=pressed_in,
+        )
+        if applied.order is not None and applied.order.status == OrderStatus.PAID:
+            return applied.order
+    attempt = await database_sync_to_async(order_provider_choose)(biz=order.biz, provider=provider)
     request = PaymentRequest(
         biz=order.biz,
         amount=order.amount,
         currency=order.currency,
         description=order.product.name,
-        notify_url=settings.SITE_URL + reverse("checkout:notify"),
+        notify_url=settings.SITE_URL + reverse("checkout:notify", args=[provider]),
         expire_at=order.expires_at,
+        return_url=settings.SITE_URL + order.get_absolute_url(),
+        attempt=attempt,
     )
-    try:
-        payment = await get_gateway().start(request)
-    except GatewayError as error:
-        logger.warning("payment start failed biz=%s error=%s", order.biz, error)
-        raise PaymentNotStarted(
-            _("The payment system did not answer. Your order is kept: please try again.")
-        ) from error
+    payment = await _call(order, provider, "start", lambda g: g.start(request))
     if (payment.biz, payment.amount, payment.currency) != (order.biz, order.amount, order.currency):
         logger.error(
             "payment start answered for another order biz=%s payment=%s", order.biz, payment
@@ -54,5 +75,26 @@ async def payment_start(*, order: Order, pressed_in: str | None = None) -> Order
         raise PaymentNotStarted(
             _("The payment system gave an unexpected answer. Please try again.")
         )
-    applied = await result_receive(biz=order.biz, payment=payment, pressed_in=pressed_in)
+    applied = await result_receive(
+        biz=order.biz,
+        payment=payment,
+        provider=provider,
+        source=Source.START,
+        pressed_in=pressed_in,
+    )
     return applied.order or order
+
+
+async def _call[T](
+    order: Order, provider: str, step: str, call: Callable[[Gateway], Awaitable[T]]
+) -> T:
+    """`call` on the provider's gateway; its failure is told to the shopper as PaymentNotStarted."""
+    try:
+        return await call(gateways.get_gateway(provider))
+    except GatewayError as error:
+        logger.warning(
+            "payment %s failed biz=%s provider=%s error=%s", step, order.biz, provider, error
+        )
+        raise PaymentNotStarted(
+            _("The payment system did not answer. Your order is kept: please try again.")
+        ) from error

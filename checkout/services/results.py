@@ -2,9 +2,14 @@
 
 Pay's answer, notifications, the reconciler's queries and its expiry all end in `result_apply`, so
 the rules of `checkout.states` are applied in one place, under the order's row lock.
+
+An order has one current payment (`Order.payment`), the one its shopper is paying with; a payment
+of a provider the shopper switched from was closed first, and of what its provider still reports
+only a success counts (the money was taken: the order is paid, or flagged as paid twice).
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -17,6 +22,14 @@ from checkout.gateways.base import GatewayPayment
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
 from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
+
+
+class Source(StrEnum):
+    """What brings a result."""
+
+    REPORT = "report"  # a notification or the reconciler's query: what the provider says
+    START = "start"  # Pay's answer: the payment the shopper pays with from now on
+    SWITCH = "switch"  # the current payment, closed because the shopper chose another provider
 
 
 @dataclass(frozen=True)
@@ -32,13 +45,19 @@ class Applied:
 
 
 def result_apply(
-    *, biz: str, payment: GatewayPayment | None, notification: Notification | None = None
+    *,
+    biz: str,
+    payment: GatewayPayment | None,
+    provider: str,
+    notification: Notification | None = None,
+    source: Source = Source.REPORT,
 ) -> Applied:
-    """Apply what the payment system says about an order's payment.
+    """Apply what `provider` says about an order's payment.
 
-    `payment` None means the payment system has no payment for the order and its time is up.
-    `notification`, the unsaved record of the request that brought the result, is saved with its
-    outcome in the same transaction: never a result without its record.
+    `payment` None means the provider has no payment for the order: its time is up (REPORT), or
+    there was nothing to close (SWITCH). `notification`, the unsaved record of the request that
+    brought the result, is saved with its outcome in the same transaction: never a result without
+    its record.
     """
     with transaction.atomic():
         try:
@@ -46,7 +65,7 @@ def result_apply(
         except Order.DoesNotExist:
             applied = Applied(biz, "unknown_order")
         else:
-            applied = _apply_locked(order, payment)
+            applied = _apply_locked(order, payment, provider, source)
         if notification is not None:
             notification.verdict = (
                 Notification.Verdict.UNKNOWN_ORDER
@@ -63,28 +82,44 @@ async def result_receive(
     *,
     biz: str,
     payment: GatewayPayment | None,
+    provider: str,
     notification: Notification | None = None,
+    source: Source = Source.REPORT,
     pressed_in: str | None = None,
 ) -> Applied:
     """`result_apply`, then, once the change is committed, tell the shopper's page."""
     applied = await database_sync_to_async(result_apply)(
-        biz=biz, payment=payment, notification=notification
+        biz=biz, payment=payment, provider=provider, notification=notification, source=source
     )
     if applied.changed:
         await push_order_changed(applied.state, pressed_in=pressed_in)
     return applied
 
 
-def _apply_locked(order: Order, payment: GatewayPayment | None) -> Applied:
-    reported = PaymentStatus.CLOSED
+def _apply_locked(
+    order: Order, payment: GatewayPayment | None, provider: str, source: Source
+) -> Applied:
+    if source == Source.SWITCH:
+        return _switched_from(order, payment)
+    reported: PaymentStatus | None = PaymentStatus.CLOSED
+    switched = False
     if payment is not None:
-        problem = _payment_mirror(order, payment)
+        row, problem = _payment_mirror(order, provider, payment, source)
         if problem:
             _flag(order, problem, f"{payment.payment_id}: {payment}")
             return Applied(order.biz, problem, order=order)
+        if source == Source.START or order.payment_id in (None, row.pk):
+            switched = order.payment_id != row.pk
+            order.payment, order.provider = row, provider
+        # A payment the shopper switched from counts only if it took the money.
         reported = payment.status
-    new_status = states.status_after(order.status, reported)
+        if order.payment != row and reported != PaymentStatus.SUCCEEDED:
+            reported = None
+    new_status = None if reported is None else states.status_after(order.status, reported)
     if new_status is None:
+        if switched:  # the same status, with another provider's code to show
+            order.save_change("payment", "provider")
+            return Applied(order.biz, "switched", panel_state(order), order)
         return Applied(order.biz, "unchanged", order=order)
     if new_status == OrderStatus.PAID:
         if order.status == OrderStatus.EXPIRED:
@@ -97,19 +132,45 @@ def _apply_locked(order: Order, payment: GatewayPayment | None) -> Applied:
         query_at = timezone.now() + timedelta(seconds=settings.RECONCILE_QUERY_AFTER)
         order.reconcile_after = min(query_at, order.expires_at)
     order.status = new_status
-    order.save_change("status", "paid_at", "reconcile_after")
+    order.save_change("status", "paid_at", "reconcile_after", "payment", "provider")
     return Applied(order.biz, new_status, panel_state(order), order)
 
 
-def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
-    """Record what the payment system said; return a problem that must stop the order changing."""
-    row = order.payment_or_none
+def _switched_from(order: Order, payment: GatewayPayment | None) -> Applied:
+    """The current payment closed at its provider before another provider's starts: a success
+    meanwhile pays the order; otherwise the order has no current payment until the other's answer,
+    which the shopper is shown (Pay's answer) instead of this in-between state."""
+    row = order.payment
+    if row is None or row.status != PaymentStatus.PENDING:
+        return Applied(order.biz, "unchanged", order=order)
+    if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
+        return _apply_locked(order, payment, row.gateway, Source.REPORT)
+    # Closed, or (an Alipay code never scanned) nothing to close: a success later still counts.
+    row.status, row.last_heard_at = PaymentStatus.CLOSED, timezone.now()
+    row.save(update_fields=["status", "last_heard_at", "updated_at"])
+    order.payment = None
+    order.save(update_fields=["payment", "updated_at"])
+    return Applied(order.biz, "closed", order=order)
+
+
+def _payment_mirror(
+    order: Order, provider: str, payment: GatewayPayment, source: Source
+) -> tuple[Payment, str]:
+    """Record what the provider said on the payment's row; return it, and a problem that must stop
+    the order changing."""
+    row = (
+        order.payment if order.payment and order.payment.payment_id == payment.payment_id else None
+    )
+    row = row or Payment.objects.filter(payment_id=payment.payment_id).first()
     if row is None:
-        row = Payment.reported(order, payment)
-    elif row.payment_id != payment.payment_id:
-        return Flag.Kind.FOREIGN_PAYMENT
-    # A payment only leaves pending, and succeeded is final, whatever order deliveries come in.
-    if row.status == PaymentStatus.PENDING or payment.status == PaymentStatus.SUCCEEDED:
+        row = Payment.reported(order, provider, payment)
+    elif row.order_id != order.pk or row.gateway != provider:
+        return row, Flag.Kind.FOREIGN_PAYMENT
+    before = row.status
+    newly_paid = payment.status == PaymentStatus.SUCCEEDED and before != PaymentStatus.SUCCEEDED
+    # A payment only leaves pending, and succeeded is final, whatever order deliveries come in
+    # (a Pay answer that comes after the reconciler closed its payment included).
+    if before == PaymentStatus.PENDING or newly_paid:
         row.status = payment.status
     # A notification can come before Pay's answer: the cashier link comes with the answer.
     row.cashier_url = row.cashier_url or payment.cashier_url
@@ -119,8 +180,14 @@ def _payment_mirror(order: Order, payment: GatewayPayment) -> str:
         order.amount,
         order.currency,
     ):
-        return Flag.Kind.AMOUNT_MISMATCH
-    return ""
+        return row, Flag.Kind.AMOUNT_MISMATCH
+    if before == PaymentStatus.SUCCEEDED and payment.status == PaymentStatus.CLOSED:
+        _flag(order, Flag.Kind.REFUNDED, f"{payment.payment_id} closed after it was paid")
+    if newly_paid and order.status == OrderStatus.PAID:
+        # Another payment paid the order first: a provider the shopper switched from, paid after
+        # all. The order stays paid; a person refunds one of them.
+        _flag(order, Flag.Kind.PAID_TWICE, f"{payment.payment_id} paid after the order was paid")
+    return row, ""
 
 
 def _flag(order: Order, kind: str, detail: str) -> None:

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from checkout import gateways
 from checkout.models import Order
 from checkout.panels import panel_id_of, panel_render
 from checkout.selectors import order_for_owner
@@ -54,9 +55,11 @@ async def order_pay(request: HtmxHttpRequest, biz: str) -> HttpResponse:
     connection."""
     order = await database_sync_to_async(own_order)(request, biz)  # the session, then the order
     pressed_in = panel_id_of(request.POST.get("panel"))  # a socket's panel, if it was one
+    # One provider's button may omit its name (contract section 6): the first is meant.
+    provider = request.POST.get("provider") or gateways.enabled()[0]
     error = ""
     try:
-        order = await payment_start(order=order, pressed_in=pressed_in)
+        order = await payment_start(order=order, provider=provider, pressed_in=pressed_in)
     except PaymentNotStarted as failed:
         error = str(failed)
     status = 503 if error else 200

@@ -40,15 +40,19 @@ def payment_id() -> str:
     return "pay_" + secrets.token_hex(12)
 
 
-def payment(order: Order, *, cashier_url: str = "") -> Payment:
-    """The payment started for `order`, for its amount, as Pay records it."""
-    return Payment.objects.create(
+def payment(order: Order, *, cashier_url: str = "", provider: str = "sandbox") -> Payment:
+    """The payment started for `order`, for its amount, as Pay records it: its current one."""
+    created = Payment.objects.create(
         order=order,
+        gateway=provider,
         payment_id=payment_id(),
         amount=order.amount,
         currency=order.currency,
         cashier_url=cashier_url,
     )
+    order.payment, order.provider = created, provider
+    Order.objects.filter(pk=order.pk).update(payment=created, provider=provider)
+    return created
 
 
 def started_body(order: Order, *, pay_id: str, cashier_url: str = "") -> bytes:

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import transaction
 
-from checkout import locks
+from checkout import gateways, locks
 from checkout.models import Order, OrderStatus
 from checkout.panels import PanelState, panel_state
 from checkout.push import push_order_changed
@@ -295,13 +295,13 @@ async def test_the_pays_push_shows_the_qr_code_and_the_cashier_link(monkeypatch)
                 cashier,
             )
 
-    monkeypatch.setattr(payments, "get_gateway", Gateway)
+    monkeypatch.setattr(gateways, "get_gateway", lambda name: Gateway())
     session, order = await make_order()
     socket = connect(order.biz, session)
     await socket.connect()
     await socket.receive_from()
     order = await sync_to_async(order_with_payment)(biz=order.biz)
-    await payments.payment_start(order=order)
+    await payments.payment_start(order=order, provider="sandbox")
     html = await socket.receive_from()
     assert 'data-status="pending"' in html and f'href="{cashier}"' in html and "<svg" in html
     await socket.disconnect()

@@ -55,7 +55,7 @@ async def pay(order) -> None:
         amount=order.amount,
         currency=order.currency,
     )
-    applied = await result_receive(biz=order.biz, payment=payment)
+    applied = await result_receive(biz=order.biz, payment=payment, provider="sandbox")
     assert applied.changed
 
 

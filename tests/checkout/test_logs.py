@@ -62,7 +62,7 @@ def test_no_secret_reaches_the_logs(client, live_server, settings, secrets, logs
     knobs_update({"drop": True})
     # A payment start, with the API key on the wire, and its notification, signed and forged.
     order = Order.objects.select_related("product").get(pk=f.order().pk)
-    async_to_sync(payment_start)(order=order)
+    async_to_sync(payment_start)(order=order, provider="sandbox")
     order.refresh_from_db()
     payment_decide(payment_id=order.payment.payment_id, approve=True)
     body = f.notice_body(order, pay_id=order.payment.payment_id)
@@ -75,19 +75,21 @@ def test_no_secret_reaches_the_logs(client, live_server, settings, secrets, logs
         patch.setattr(results, "result_apply", _broken)
         assert notify(client, f.notice_body(other)).status_code == 500
     # Reconcile steps: an outage, then an answer.
-    Order.objects.filter(pk=other.pk).update(reconcile_after=timezone.now())
+    Order.objects.filter(pk=other.pk).update(reconcile_after=timezone.now(), provider="sandbox")
     with fake_http.answering(401) as down:
         settings.PAYMENT_GATEWAY_URL = down
         assert async_to_sync(reconcile.reconcile_once)() == 1
         unpaid = Order.objects.select_related("product").get(pk=f.order().pk)
         with pytest.raises(PaymentNotStarted):
-            async_to_sync(payment_start)(order=unpaid)
+            async_to_sync(payment_start)(order=unpaid, provider="sandbox")
     settings.PAYMENT_GATEWAY_URL = live_server.url + "/sandbox/"
     Order.objects.filter(pk=other.pk).update(reconcile_after=timezone.now())
     async_to_sync(reconcile.reconcile_once)()
 
     logged = everything_logged(logs)
-    assert "notification id=" in logged and "reconcile step=" in logged  # the lines were captured
+    assert (
+        "notification provider=sandbox id=" in logged and "reconcile step=" in logged
+    )  # the lines were captured
     assert "payment start failed" in logged
     for name, value in secrets.items():
         assert value not in logged, f"{name} was written to the logs"

@@ -29,7 +29,7 @@ def status_of(order: Order) -> str:
 
 
 def test_route_is_the_contract_one():
-    assert reverse("checkout:notify") == URL
+    assert reverse("checkout:notify", args=["sandbox"]) == URL
 
 
 @pytest.mark.django_db
@@ -101,11 +101,34 @@ def test_mismatched_amount_or_currency_never_pays_and_is_flagged(client, change)
 
 
 @pytest.mark.django_db
-def test_success_for_another_payment_of_the_order_never_pays(client):
+def test_success_of_another_payment_of_the_order_pays_and_is_flagged_after_a_failure(client):
+    """Money taken by any payment of the order's (one whose Pay answer was lost, or of a provider
+    the shopper switched from) counts: after a failure, paid and flagged for a person."""
     order = f.order(status=OrderStatus.PENDING)
     notify(client, f.notice_body(order, kind="failed"))
     notify(client, f.notice_body(order, kind="succeeded"))  # a different, unknown payment id
-    assert status_of(order) == OrderStatus.FAILED
+    assert status_of(order) == OrderStatus.PAID
+    assert Flag.objects.filter(order=order, kind=Flag.Kind.PAID_AFTER_FAILURE).exists()
+    assert Payment.objects.filter(order=order).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_second_payment_paid_after_the_order_was_paid_is_flagged_paid_twice(client):
+    order = f.order(status=OrderStatus.PENDING)
+    first = f.payment(order)
+    notify(client, f.notice_body(order, pay_id=first.payment_id))
+    notify(client, f.notice_body(order))  # another payment of the order's, paid too
+    assert status_of(order) == OrderStatus.PAID
+    assert Flag.objects.filter(order=order, kind=Flag.Kind.PAID_TWICE).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_payment_of_another_order_never_pays_this_one(client):
+    order, other = f.order(status=OrderStatus.PENDING), f.order(status=OrderStatus.PENDING)
+    theirs = f.payment(other)
+    notify(client, f.notice_body(order, pay_id=theirs.payment_id))
+    assert status_of(order) == OrderStatus.PENDING
+    assert status_of(other) == OrderStatus.PENDING
     assert Flag.objects.filter(order=order, kind=Flag.Kind.FOREIGN_PAYMENT).exists()
 
 
@@ -286,6 +309,7 @@ async def test_a_change_is_pushed_to_the_orders_group_after_commit(async_client)
         "currency": order.currency,
         "product": paid.product.name,
         "cashier_url": "",  # the payment the notification made known has no cashier link
+        "provider": "sandbox",
     }
     # A duplicate changes nothing, so nothing is pushed.
     await async_client.post(

@@ -172,8 +172,12 @@ def test_metrics_without_a_token_setting_refuse_any_bearer(client, settings):
 @pytest.mark.django_db(transaction=True)
 async def test_notifications_are_counted_by_verdict_and_outcome(async_client):
     order = await sync_to_async(f.order)(status=OrderStatus.PENDING)
-    paid = sample("checkout_notifications_total", verdict="accepted", outcome="paid")
-    forged = sample("checkout_notifications_total", verdict="bad_signature", outcome="none")
+    paid = sample(
+        "checkout_notifications_total", provider="sandbox", verdict="accepted", outcome="paid"
+    )
+    forged = sample(
+        "checkout_notifications_total", provider="sandbox", verdict="bad_signature", outcome="none"
+    )
     body = f.notice_body(order)
     await async_client.post(
         NOTIFY, data=body, content_type="application/json", headers=f.signed_headers(body)
@@ -184,10 +188,15 @@ async def test_notifications_are_counted_by_verdict_and_outcome(async_client):
         content_type="application/json",
         headers=f.signed_headers(body, secret="wrong"),
     )
-    assert sample("checkout_notifications_total", verdict="accepted", outcome="paid") == paid + 1
-    assert sample("checkout_notifications_total", verdict="bad_signature", outcome="none") == (
-        forged + 1
+    assert (
+        sample(
+            "checkout_notifications_total", provider="sandbox", verdict="accepted", outcome="paid"
+        )
+        == paid + 1
     )
+    assert sample(
+        "checkout_notifications_total", provider="sandbox", verdict="bad_signature", outcome="none"
+    ) == (forged + 1)
 
 
 @pytest.mark.django_db(transaction=True)

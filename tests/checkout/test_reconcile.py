@@ -30,7 +30,8 @@ from checkout.panels import PanelState
 from checkout.push import order_group
 from checkout.services import results
 from checkout.services.payments import payment_start
-from checkout.services.results import result_apply
+from checkout.services.orders import order_provider_choose
+from checkout.services.results import Source, result_apply
 from sandbox.knobs import knobs_update
 from sandbox.models import Payment as SandboxPayment
 from sandbox.payments import payment_decide
@@ -89,7 +90,7 @@ def pending_order(**changes) -> tuple[Order, str]:
     """An order whose Pay went through at the sandbox; returns it with its payment id."""
     order = f.order(**changes)
     order = Order.objects.select_related("product").get(pk=order.pk)
-    async_to_sync(payment_start)(order=order)
+    async_to_sync(payment_start)(order=order, provider="sandbox")
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     return order, order.payment.payment_id
@@ -177,13 +178,23 @@ def test_an_order_nobody_pressed_pay_for_expires(sandbox, calls, pushes):
     assert run_once() == 0, "an unpaid order waits for its expiry without any query"
     past_its_time(order)
     assert run_once() == 1
-    assert calls == [("query", order.biz)]
+    assert calls == [], "nobody to ask: no provider was ever called for it"
     assert status_of(order) == OrderStatus.EXPIRED
     assert pushes == [order.biz]
 
 
+def test_an_order_whose_pay_answer_was_lost_is_asked_about_at_its_provider(sandbox, calls):
+    order = f.order()
+    order_provider_choose(biz=order.biz, provider="sandbox")  # Pay's first step; then nothing
+    past_its_time(order)
+    assert run_once() == 1
+    assert calls == [("query", order.biz)]
+    assert status_of(order) == OrderStatus.EXPIRED
+
+
 def test_a_payment_started_while_the_order_expired_is_closed_too(sandbox, calls):
     order = f.order()
+    order_provider_choose(biz=order.biz, provider="sandbox")
     order = Order.objects.select_related("product").get(pk=order.pk)
     # The shopper's Pay reaches the payment system; the shop has not recorded it yet ...
     started = async_to_sync(SandboxGateway().start)(_request(order))
@@ -194,7 +205,9 @@ def test_a_payment_started_while_the_order_expired_is_closed_too(sandbox, calls)
     assert SandboxPayment.objects.get(pk=started.payment_id).status == "closed"
     assert status_of(order) == OrderStatus.EXPIRED
     # The Pay request now finishes: the payment is already on record, closed; nothing is left.
-    assert not result_apply(biz=order.biz, payment=started).changed
+    assert not result_apply(
+        biz=order.biz, payment=started, provider="sandbox", source=Source.START
+    ).changed
     assert Payment.objects.get(order=order).status == PaymentStatus.CLOSED
     assert status_of(order) == OrderStatus.EXPIRED
     due(order)
@@ -203,6 +216,7 @@ def test_a_payment_started_while_the_order_expired_is_closed_too(sandbox, calls)
 
 def test_a_success_after_expiry_is_accepted_as_paid_and_flagged(sandbox, calls, pushes):
     order = f.order()
+    order_provider_choose(biz=order.biz, provider="sandbox")
     order = Order.objects.select_related("product").get(pk=order.pk)
     past_its_time(order)
     assert run_once() == 1  # no payment yet: expired
@@ -210,7 +224,7 @@ def test_a_success_after_expiry_is_accepted_as_paid_and_flagged(sandbox, calls, 
     # A Pay that was in flight created the payment, and the shopper approved it at once.
     started = async_to_sync(SandboxGateway().start)(_request(order))
     payment_decide(payment_id=started.payment_id, approve=True)
-    result_apply(biz=order.biz, payment=started)
+    result_apply(biz=order.biz, payment=started, provider="sandbox", source=Source.START)
     due(order)
 
     assert run_once() == 1

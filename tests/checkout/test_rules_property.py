@@ -61,7 +61,7 @@ class DeliveryRulesTest(TestCase):
         seen_paid = False
         for step in steps:
             if step == QUERY:
-                result_apply(biz=order.biz, payment=truth)
+                result_apply(biz=order.biz, payment=truth, provider="sandbox")
             else:
                 body = bodies[step]
                 response = self.client.post(
@@ -85,7 +85,7 @@ class DeliveryRulesTest(TestCase):
             self.assertEqual(final, TO_ORDER[told], "the final state is the payment system's")
         self.assertEqual(Payment.objects.get(order=order).status, told, "the mirror agrees")
         # The deliveries left the order where an active query of the truth would.
-        self.assertFalse(result_apply(biz=order.biz, payment=truth).changed)
+        self.assertFalse(result_apply(biz=order.biz, payment=truth, provider="sandbox").changed)
         records = Notification.objects.filter(biz=order.biz, verdict="accepted")
         self.assertEqual(
             records.count(), sum(s != QUERY for s in steps), "every accepted one is recorded"

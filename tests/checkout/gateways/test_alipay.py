@@ -482,8 +482,8 @@ def test_no_body_raises_anything_but_a_refusal(body):
 
 def test_the_answer_to_alipay_is_its_own():
     gateway = offline_gateway()
-    assert gateway.notice_answer(accepted=True)[:2] == (200, b"success")
-    status, body, content_type = gateway.notice_answer(accepted=False)
+    assert gateway.notice_answer(status=200)[:2] == (200, b"success")
+    status, body, content_type = gateway.notice_answer(status=400)
     assert status >= 400 and body != b"success"
     assert content_type.startswith("text/plain")
 
@@ -498,7 +498,7 @@ async def test_the_fake_delivers_a_notice_the_adapter_accepts(gateway, fake):
             accepted = True
         except NoticeRejected:
             accepted = False
-        status, body, content_type = gateway.notice_answer(accepted=accepted)
+        status, body, content_type = gateway.notice_answer(status=200 if accepted else 400)
         return web.Response(status=status, body=body, headers={"Content-Type": content_type})
 
     app = web.Application()

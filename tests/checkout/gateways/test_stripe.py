@@ -30,6 +30,7 @@ def pay_request(*, biz: str = BIZ, minutes: int = 15) -> PaymentRequest:
         description="Tea",
         notify_url="https://shop.example/payments/notify/stripe/",
         expire_at=datetime.now(UTC) + timedelta(minutes=minutes),
+        return_url=f"https://shop.example/orders/{biz}/",
     )
 
 
@@ -78,7 +79,7 @@ def test_the_api_address_defaults_to_stripes(settings):
 # Start
 
 
-async def test_start_creates_a_payment_mode_session_for_the_order_in_fen(gateway, fake, settings):
+async def test_start_creates_a_payment_mode_session_for_the_order_in_fen(gateway, fake):
     """One line item of the order's amount in fen and currency cny, the order's biz as
     client_reference_id, the session's url as the cashier and its id as the payment id."""
     payment = await gateway.start(pay_request())
@@ -94,7 +95,7 @@ async def test_start_creates_a_payment_mode_session_for_the_order_in_fen(gateway
             },
         }
     ]
-    order_page = f"{settings.SITE_URL}/orders/{BIZ}/"
+    order_page = f"https://shop.example/orders/{BIZ}/"  # the request's return_url
     assert params["success_url"] == params["cancel_url"] == order_page
     assert payment.status == PaymentStatus.PENDING
     assert (payment.biz, payment.amount, payment.currency) == (BIZ, 1999, "CNY")
@@ -437,9 +438,9 @@ def test_any_well_signed_json_is_a_notice_or_a_refusal(gateway, fake, event):
 
 
 def test_the_answers_are_stripes(gateway):
-    status, body, content_type = gateway.notice_answer(accepted=True)
+    status, body, content_type = gateway.notice_answer(status=200)
     assert (status, json.loads(body), content_type) == (200, {"received": True}, "application/json")
-    assert gateway.notice_answer(accepted=False)[0] == 400
+    assert gateway.notice_answer(status=400)[0] == 400
 
 
 # The stripe package as an independent oracle
