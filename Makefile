@@ -6,6 +6,9 @@ SERVERS ?= 2
 PROD_PORT ?= 8001
 VENV := .venv
 PY := $(VENV)/bin/python
+# Settings files honcho reads for `make run` (KEY=value lines; a missing one is skipped):
+# `make run ENV_FILES=.env,.fakes/env` takes payments through the fakes of `make fakes`.
+ENV_FILES ?= .env
 export HOST PORT
 
 .PHONY: run test prod bench bench-quick install clean messages
@@ -37,7 +40,16 @@ run: install
 	@echo "  Shop: http://$(HOST):$(PORT)/"
 	@echo "  Try it: buy a product, press Pay, open the cashier link (or scan the QR code) and approve."
 	@echo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho -e $(ENV_FILES) start
+
+# Local fakes of Alipay, WeChat Pay and Stripe (tests/fakes/serve.py) on 8301, 8302 and 8303, for
+# trying every provider by hand: keys made once in .fakes/, and the shop's settings for the fakes
+# written to .fakes/env once they listen (honcho's `-e .fakes/env` reads it). Their pages stand in
+# for the shopper's apps; Stripe's events go to $(SITE_URL)/payments/notify/stripe/. Ctrl-C stops.
+.PHONY: fakes
+fakes: export SITE_URL ?= http://$(HOST):$(PORT)
+fakes: $(VENV)/.installed
+	$(PY) -m tests.fakes.serve --dir .fakes --host $(HOST) $(FAKES_ARGS)
 
 # Production in the foreground: daphne processes and the reconciler under supervisor, configured by
 # the environment (deploy/supervisord.conf; README "Production").

@@ -6,22 +6,29 @@ the sorted pairs without `sign` and empty values; answers are `{"<method>_respon
 "sign": ...}` signed over the exact text of the response value; notices are form fields signed
 over the sorted pairs without `sign` and `sign_type`, empty values kept. A trade exists only once
 its code is scanned (`scan`), as at Alipay.
+
+The `qr_code` it answers is a page of its own (`/qr/<out_trade_no>`), where a person or a browser
+test plays the shopper's app: Pay (scan and pay; the signed TRADE_SUCCESS notice goes to the trade's
+notify_url, again on a schedule until the answer is `success`), Cancel (scanned, left unpaid:
+nothing is sent) or Let it time out (closed; a TRADE_CLOSED notice). `/` lists the trades.
 """
 
 import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from urllib.parse import urlencode
+from html import escape
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import web
 
-from checkout.gateways import rsa
-from tests.fakes import serve
+from tests.fakes import load_private, load_public, pages, rsa_sign, rsa_verifies, serve
+from tests.fakes.delivery import Delivery, Notifier
 
 BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+FORM = "application/x-www-form-urlencoded; charset=utf-8"
 NOT_EXIST = {
     "code": "40004",
     "msg": "Business Failed",
@@ -51,6 +58,18 @@ class Trade:
     trade_no: str = ""  # given when the code is scanned
     status: str = "WAIT_BUYER_PAY"
     paid_at: datetime | None = None
+    time_expire: str = ""  # Beijing time, as the precreate gave it
+
+    def expired(self) -> bool:
+        if not self.time_expire:
+            return False
+        expiry = datetime.strptime(self.time_expire, TIME_FORMAT).replace(tzinfo=BEIJING)
+        return datetime.now(UTC) >= expiry
+
+
+def alipay_accepts(status: int, body: bytes) -> bool:
+    """Alipay stops delivering once the merchant answers the seven characters `success`."""
+    return status == 200 and body.strip() == b"success"
 
 
 @dataclass
@@ -63,17 +82,25 @@ class FakeAlipay:
     # How the next answers are spoiled, to test the shop's checks: "unsigned", "bad_signature",
     # "tampered" (changed after signing), or a PEM private key to sign with instead of Alipay's.
     forge: str | None = None
-    url: str = ""
+    url: str = ""  # the gateway: <base>/gateway.do
+    base: str = ""
+    # Notices sent from the pages, with their retries; each trade's, by out_trade_no.
+    notifier: Notifier = field(default_factory=Notifier)
+    deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
-    async def start(self) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application()
         app.router.add_route("*", "/gateway.do", self._gateway)
-        self._runner, base = await serve(app)
-        self.url = f"{base}/gateway.do"
+        app.router.add_get("/", self._index)
+        app.router.add_get("/qr/{biz}", self._code_page)
+        app.router.add_post("/qr/{biz}", self._code_action)
+        self._runner, self.base = await serve(app, host, port)
+        self.url = f"{self.base}/gateway.do"
         return self.url
 
     async def stop(self) -> None:
+        await self.notifier.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -132,13 +159,13 @@ class FakeAlipay:
     ) -> dict[str, str]:
         """`fields` with `sign_type` and `sign`, as Alipay signs a notice (or, with
         `request_rule`, as a request is signed: the mix-up that the shop must refuse)."""
-        private = rsa.private_key(key or self.alipay_private_key)
+        private = load_private(key or self.alipay_private_key)
         if request_rule:
             signed = {**fields, "sign_type": "RSA2"}
             content = pairs(signed, leave_out={"sign"}, keep_empty=False)
         else:
             content = pairs(fields, leave_out={"sign", "sign_type"}, keep_empty=True)
-        return {**fields, "sign_type": "RSA2", "sign": rsa.sign(private, content)}
+        return {**fields, "sign_type": "RSA2", "sign": rsa_sign(private, content)}
 
     def notice(self, biz: str, **overrides: str) -> bytes:
         """A genuine notice's body about `biz` as it now stands."""
@@ -148,11 +175,96 @@ class FakeAlipay:
         """Deliver a notice to the trade's notify_url, as Alipay does: the shop's answer."""
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                self.trades[biz].notify_url,
-                data=self.notice(biz),
-                headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+                self.trades[biz].notify_url, data=self.notice(biz), headers={"Content-Type": FORM}
             ) as response:
                 return response.status, await response.read()
+
+    async def deliver(self, biz: str) -> Delivery | None:
+        """Notify the trade as it now stands, as Alipay does: the first attempt answered, and
+        later ones (each with its own notify_time, the same notify_id) until one is accepted.
+        None when the precreate gave no notify_url."""
+        trade = self.trades[biz]
+        if not trade.notify_url:
+            return None
+        fields = self.notice_fields(biz)
+
+        def build() -> tuple[dict[str, str], bytes]:
+            sent = {**fields, "notify_time": beijing(datetime.now(UTC))}
+            return {"Content-Type": FORM}, urlencode(self.sign_notice(sent)).encode()
+
+        delivery = await self.notifier.deliver(
+            f"{trade.status} notice", trade.notify_url, build, alipay_accepts
+        )
+        self.deliveries.setdefault(biz, []).append(delivery)
+        return delivery
+
+    # The pages that stand in for the shopper's Alipay app.
+
+    async def _index(self, request: web.Request) -> web.Response:
+        rows = [
+            (
+                f'<a href="/qr/{quote(trade.out_trade_no, safe="")}">'
+                f"{escape(trade.out_trade_no)}</a>",
+                escape(trade.subject),
+                escape(trade.total_amount),
+                f'<span data-status="{escape(trade.status)}">{escape(trade.status)}</span>',
+            )
+            for trade in reversed(self.trades.values())
+        ]
+        body = pages.listing(("out_trade_no", "subject", "yuan", "status"), rows)
+        return pages.page("Alipay", "Trades", body)
+
+    async def _code_page(self, request: web.Request) -> web.Response:
+        trade = self.trades.get(request.match_info["biz"])
+        if trade is None:
+            return pages.missing("Alipay", "code")
+        body = (
+            f'<p class="amount">¥{escape(trade.total_amount)}</p>'
+            f"<p>{escape(trade.subject)} · out_trade_no <code>{escape(trade.out_trade_no)}</code>"
+            + (f" · trade_no <code>{escape(trade.trade_no)}</code>" if trade.trade_no else "")
+            + "</p>"
+            + pages.status_line("trade_status", trade.status if trade.trade_no else "not scanned")
+        )
+        if self._payable(trade):
+            body += pages.actions(
+                request.path,
+                [("pay", "Pay"), ("cancel", "Cancel"), ("time_out", "Let it time out")],
+            )
+            body += pages.note(
+                "Pay: the trade is paid and a TRADE_SUCCESS notice goes to the shop. Cancel: the "
+                "code is scanned and left unpaid, and Alipay sends nothing. Let it time out: the "
+                "trade is closed and a TRADE_CLOSED notice goes to the shop."
+            )
+        elif trade.status == "WAIT_BUYER_PAY":
+            body += pages.note(f"This code expired at {trade.time_expire} (Beijing time).")
+        if not trade.notify_url:
+            body += pages.note("The precreate gave no notify_url: Alipay notifies nobody.")
+        body += pages.deliveries(self.deliveries.get(trade.out_trade_no, []))
+        return pages.page("Alipay", f"Pay {trade.subject}", body)
+
+    async def _code_action(self, request: web.Request) -> web.Response:
+        trade = self.trades.get(request.match_info["biz"])
+        if trade is None:
+            return pages.missing("Alipay", "code")
+        action = (await request.post()).get("action")
+        if action not in ("pay", "cancel", "time_out"):
+            return pages.page("Alipay", "Unknown action", "", status=400)
+        if not self._payable(trade):
+            body = pages.status_line("trade_status", trade.status)
+            return pages.page("Alipay", "This code can no longer be paid", body, status=409)
+        if action == "pay":
+            self.pay(trade.out_trade_no)
+            await self.deliver(trade.out_trade_no)
+        elif action == "cancel":
+            self.scan(trade.out_trade_no)
+        else:
+            self.scan(trade.out_trade_no).status = "TRADE_CLOSED"
+            await self.deliver(trade.out_trade_no)
+        raise web.HTTPSeeOther(request.path)
+
+    @staticmethod
+    def _payable(trade: Trade) -> bool:
+        return trade.status == "WAIT_BUYER_PAY" and not trade.expired()
 
     # The open platform's gateway.
 
@@ -194,7 +306,7 @@ class FakeAlipay:
         if abs((sent - datetime.now(UTC)).total_seconds()) > 600:
             return "isv.invalid-timestamp"
         content = pairs(form, leave_out={"sign"}, keep_empty=False)
-        if not rsa.verifies(rsa.public_key(self.app_public_key), content, form["sign"]):
+        if not rsa_verifies(load_public(self.app_public_key), content, form["sign"]):
             return "isv.invalid-signature"
         return ""
 
@@ -208,7 +320,10 @@ class FakeAlipay:
                 total_amount=biz["total_amount"],
                 subject=biz["subject"],
                 notify_url=form.get("notify_url", ""),
-                qr_code=f"https://qr.alipay.com/bax0{secrets.token_hex(10)}",
+                # Alipay's is https://qr.alipay.com/<token>, which its app opens; this one opens
+                # the fake's page that stands in for the app.
+                qr_code=f"{self.base}/qr/{quote(out_trade_no, safe='')}",
+                time_expire=biz["time_expire"],
             )
         elif trade.status != "WAIT_BUYER_PAY":
             return {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_HAS_SUCCESS"}
@@ -255,9 +370,9 @@ class FakeAlipay:
         signer = self.alipay_private_key
         if self.forge not in (None, "unsigned", "bad_signature", "tampered"):
             signer = self.forge
-        sign = rsa.sign(rsa.private_key(signer), text.encode())
+        sign = rsa_sign(load_private(signer), text.encode())
         if self.forge == "bad_signature":
-            sign = rsa.sign(rsa.private_key(signer), text.encode() + b" ")
+            sign = rsa_sign(load_private(signer), text.encode() + b" ")
         if self.forge == "tampered":
             text = text.replace("WAIT_BUYER_PAY", "TRADE_SUCCESS")
         if self.forge == "unsigned" or not signed:

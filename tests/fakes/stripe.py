@@ -1,6 +1,14 @@
 """A local Stripe for tests: the Checkout Session endpoints the shop calls, in Stripe's wire format
 (form-encoded requests with `Authorization: Bearer`, JSON answers, errors as `{"error": {...}}`,
-`Idempotency-Key` replays), and webhook events signed as Stripe signs them."""
+`Idempotency-Key` replays), and webhook events signed as Stripe signs them.
+
+A session's `url` is a page of the fake (`/c/pay/<session id>`, as Stripe's is on
+checkout.stripe.com), standing in for Stripe Checkout: Pay completes the session (paid) and sends
+`checkout.session.completed`, Cancel goes back to the session's `cancel_url` and changes nothing,
+Let it expire expires it and sends `checkout.session.expired`. Stripe has no notify_url per
+session: events go to the one `webhook_url` (the endpoint registered at Stripe), each attempt signed
+with the time it is sent, again on a schedule until a 2xx answer. Expiring a session through the
+API sends `checkout.session.expired` too, as at Stripe. Without a `webhook_url` nothing is sent."""
 
 import hashlib
 import hmac
@@ -9,11 +17,13 @@ import secrets
 import string
 import time
 from collections.abc import Callable
+from html import escape
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from tests.fakes import serve
+from tests.fakes import pages, serve
+from tests.fakes.delivery import Build, Delivery, Notifier
 
 ALPHANUMERIC = string.ascii_letters + string.digits
 MIN_EXPIRY = 30 * 60
@@ -59,6 +69,11 @@ def _lists(node: Any) -> Any:
     return {key: _lists(value) for key, value in node.items()}
 
 
+def stripe_accepts(status: int, body: bytes) -> bool:
+    """Stripe counts any 2xx as delivered."""
+    return 200 <= status < 300
+
+
 def error(status: int, message: str, **fields: str) -> web.Response:
     body = {"error": {"message": message, "type": "invalid_request_error", **fields}}
     return web.json_response(body, status=status)
@@ -68,9 +83,20 @@ class FakeStripe:
     """Sessions in memory; `tamper` rewrites each session answered, `drop_next_answer` closes the
     connection instead of answering the next create (after creating the session)."""
 
-    def __init__(self) -> None:
-        self.secret_key = new_secret_key()
-        self.webhook_secret = new_webhook_secret()
+    def __init__(
+        self,
+        *,
+        secret_key: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_url: str = "",
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.secret_key = secret_key or new_secret_key()
+        self.webhook_secret = webhook_secret or new_webhook_secret()
+        self.webhook_url = webhook_url  # where events go; none are sent without it
+        self.notifier = notifier or Notifier()
+        self.deliveries: dict[str, list[Delivery]] = {}  # each session's events, as sent
+        self.names: dict[str, str] = {}  # each session's product, for its page
         self.sessions: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []  # each create's parameters, as Stripe parsed them
         self.replayed = 0
@@ -80,15 +106,19 @@ class FakeStripe:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    async def start(self) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/v1/checkout/sessions", self._create)
         app.router.add_get("/v1/checkout/sessions/{id}", self._retrieve)
         app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire)
-        self._runner, self.url = await serve(app)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/c/pay/{id}", self._checkout_page)
+        app.router.add_post("/c/pay/{id}", self._checkout_action)
+        self._runner, self.url = await serve(app, host, port)
         return self.url
 
     async def stop(self) -> None:
+        await self.notifier.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -126,6 +156,112 @@ class FakeStripe:
     def notice(self, session_id: str, event_type: str) -> tuple[dict[str, str], bytes]:
         body = self.event(session_id, event_type)
         return {"Stripe-Signature": self.signature_header(body)}, body
+
+    def _sender(self, session_id: str, event_type: str) -> Build:
+        """The event as the session now stands, and how each attempt to send it is built."""
+        body = self.event(session_id, event_type)
+
+        def build() -> tuple[dict[str, str], bytes]:
+            return {
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                "Stripe-Signature": self.signature_header(body),
+            }, body
+
+        return build
+
+    async def deliver(self, session_id: str, event_type: str) -> Delivery | None:
+        """Send the event to the webhook endpoint now (its first answer awaited, retries later)."""
+        if not self.webhook_url:
+            return None
+        build = self._sender(session_id, event_type)
+        delivery = await self.notifier.deliver(event_type, self.webhook_url, build, stripe_accepts)
+        self.deliveries.setdefault(session_id, []).append(delivery)
+        return delivery
+
+    def deliver_soon(self, session_id: str, event_type: str) -> None:
+        """Send the event in the background, as Stripe does after answering an API call."""
+        if not self.webhook_url:
+            return
+        build = self._sender(session_id, event_type)
+        delivery = self.notifier.deliver_soon(event_type, self.webhook_url, build, stripe_accepts)
+        self.deliveries.setdefault(session_id, []).append(delivery)
+
+    # The pages that stand in for Stripe Checkout.
+
+    async def _index(self, request: web.Request) -> web.Response:
+        rows = [
+            (
+                f'<a href="/c/pay/{escape(session["id"])}">{escape(session["id"][:24])}…</a>',
+                escape(str(session["client_reference_id"])),
+                escape(self.names.get(session["id"], "")),
+                escape(pages.money(session["amount_total"], session["currency"])),
+                f'<span data-status="{escape(session["status"])}">'
+                f"{escape(session['status'])} / {escape(session['payment_status'])}</span>",
+            )
+            for session in reversed(self.sessions.values())
+        ]
+        headings = ("session", "client_reference_id", "product", "amount", "status")
+        body = pages.listing(headings, rows)
+        if not self.webhook_url:
+            body += pages.note("No webhook endpoint is set: no events are sent.")
+        return pages.page("Stripe", "Checkout Sessions", body)
+
+    async def _checkout_page(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            return pages.missing("Stripe", "Checkout Session")
+        body = (
+            f'<p class="amount">'
+            f"{escape(pages.money(session['amount_total'], session['currency']))}</p>"
+            f"<p>{escape(self.names.get(session['id'], ''))} · client_reference_id "
+            f"<code>{escape(str(session['client_reference_id']))}</code></p>"
+            + pages.status_line("status", session["status"])
+            + f"<p>payment_status: <strong>{escape(session['payment_status'])}</strong></p>"
+        )
+        if self._payable(session):
+            body += pages.actions(
+                request.path, [("pay", "Pay"), ("cancel", "Cancel"), ("expire", "Let it expire")]
+            )
+            body += pages.note(
+                "Pay: the session completes, paid, and checkout.session.completed goes to the "
+                "webhook endpoint. Cancel: back to the shop, the session stays open. Let it expire: "
+                "the session expires and checkout.session.expired is sent."
+            )
+        elif session["status"] == "open":
+            body += pages.note("This session is past its expires_at.")
+        if session["status"] == "complete" and session.get("success_url"):
+            url = escape(session["success_url"])
+            body += f'<p><a id="return" href="{url}">Return to the shop</a></p>'
+        if not self.webhook_url:
+            body += pages.note("No webhook endpoint is set: no events are sent.")
+        body += pages.deliveries(self.deliveries.get(session["id"], []))
+        return pages.page("Stripe", "Pay", body)
+
+    async def _checkout_action(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            return pages.missing("Stripe", "Checkout Session")
+        action = (await request.post()).get("action")
+        if action not in ("pay", "cancel", "expire"):
+            return pages.page("Stripe", "Unknown action", "", status=400)
+        if not self._payable(session):
+            body = pages.status_line("status", session["status"])
+            return pages.page("Stripe", "This session can no longer be paid", body, status=409)
+        if action == "pay":
+            self.complete(session["id"])
+            session["payment_intent"] = stripe_id("pi_", 24)
+            await self.deliver(session["id"], "checkout.session.completed")
+        elif action == "cancel":
+            raise web.HTTPSeeOther(session.get("cancel_url") or request.path)
+        else:
+            self.expire(session["id"])
+            await self.deliver(session["id"], "checkout.session.expired")
+        raise web.HTTPSeeOther(request.path)
+
+    @staticmethod
+    def _payable(session: dict[str, Any]) -> bool:
+        return session["status"] == "open" and time.time() < session["expires_at"]
 
     # The API.
 
@@ -211,6 +347,7 @@ class FakeStripe:
             "url": f"{self.url}/c/pay/{session_id}",
         }
         self.sessions[session_id] = session
+        self.names[session_id] = name
         self.created.append(params | {"name": name})
         return self._answer(session)
 
@@ -234,6 +371,7 @@ class FakeStripe:
                 'Only Checkout Sessions with a status in ["open"] can be expired.',
             )
         session["status"] = "expired"
+        self.deliver_soon(session["id"], "checkout.session.expired")
         return self._answer(session)
 
 

@@ -1,9 +1,16 @@
 """A local WeChat Pay API v3 for the tests: Native pay, query and close by out_trade_no, speaking
 WeChat's wire format (signed requests checked, every answer signed, notices AES-256-GCM encrypted)
-with keys made at test time. It runs on a free port in the test's event loop.
+with keys made at test time, on a free port in the test's event loop (or with the keys and the
+port `python -m tests.fakes.serve` gives it).
 
 It shares no code with the adapter: it signs with `wechatpayv3` (the test oracle) and checks the
-requests' signatures with `cryptography`, each over the message as WeChat documents it."""
+requests' signatures with `cryptography`, each over the message as WeChat documents it.
+
+`code_url` stays `weixin://wxpay/bizpayurl?pr=...`, as WeChat's (only its app opens it), so the
+fake's own root page lists the open trades, each with a Pay button, and `/pay/<out_trade_no>` is
+one trade's page: Pay (the encrypted, signed TRANSACTION.SUCCESS notice goes to the trade's
+notify_url, again on a schedule until the answer is 200 or 204) or Decline (PAYERROR, which WeChat
+Pay does not notify: the shop finds it by querying)."""
 
 import base64
 import json
@@ -12,7 +19,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature
@@ -22,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from wechatpayv3.utils import rsa_sign
-from tests.fakes import serve
+from tests.fakes import pages, serve
+from tests.fakes.delivery import Delivery, Notifier
 
 BEIJING = timezone(timedelta(hours=8))
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
@@ -31,6 +41,7 @@ AUTHORIZATION = re.compile(
     r'[^"]*)",timestamp="(?P<timestamp>[0-9]+)",serial_no="(?P<serial>[^"]*)"'
 )
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
+OPEN_STATES = ("NOTPAY", "USERPAYING")
 
 
 def new_key() -> crypto_rsa.RSAPrivateKey:
@@ -50,6 +61,11 @@ class Trade:
     trade_state: str = "NOTPAY"
     transaction_id: str = ""
     success_time: str = ""
+
+    def payable(self) -> bool:
+        """Open, and before its time_expire (an RFC 3339 time with an offset)."""
+        expiry = datetime.fromisoformat(self.time_expire)
+        return self.trade_state in OPEN_STATES and datetime.now(expiry.tzinfo) < expiry
 
     def as_json(self) -> dict[str, Any]:
         """A query's answer, as WeChat gives it (an unpaid one has no currency, only the payer's)."""
@@ -92,15 +108,22 @@ class FakeWechatPay:
     answer_skew: int = 0
     probe: bool = False
     url: str = ""
+    # Notices sent from the pages, with their retries; each trade's, by out_trade_no.
+    notifier: Notifier = field(default_factory=Notifier)
+    deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
 
-    async def start(self) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_post("/v3/pay/transactions/native", self._native)
         app.router.add_get("/v3/pay/transactions/out-trade-no/{biz}", self._query)
         app.router.add_post("/v3/pay/transactions/out-trade-no/{biz}/close", self._close)
-        self._runner, self.url = await serve(app)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/pay/{biz}", self._trade_page)
+        app.router.add_post("/pay/{biz}", self._trade_action)
+        self._runner, self.url = await serve(app, host, port)
 
     async def stop(self) -> None:
+        await self.notifier.close()
         await self._runner.cleanup()
 
     def pay(self, biz: str, state: str = "SUCCESS") -> Trade:
@@ -147,9 +170,15 @@ class FakeWechatPay:
             "original_type": "transaction",
         }
 
-    def notice_body(self, transaction: dict[str, Any], *, apiv3_key: str | None = None) -> bytes:
+    def notice_body(
+        self,
+        transaction: dict[str, Any],
+        *,
+        apiv3_key: str | None = None,
+        event_id: str = "EV-2018022511223320873",
+    ) -> bytes:
         envelope = {
-            "id": "EV-2018022511223320873",
+            "id": event_id,
             "create_time": datetime.now(BEIJING).isoformat(timespec="seconds"),
             "resource_type": "encrypt-resource",
             "event_type": "TRANSACTION.SUCCESS",
@@ -162,6 +191,94 @@ class FakeWechatPay:
         """The notification WeChat Pay posts once `biz` is paid: headers and body."""
         body = self.notice_body(self.trades[biz].as_json())
         return self.signed_headers(body, **signing), body
+
+    async def deliver(self, biz: str) -> Delivery:
+        """Notify the trade's payment as WeChat Pay does: one event (its id and encrypted resource
+        fixed), each attempt signed with the time it is sent; later attempts until one is
+        answered 200 or 204."""
+        trade = self.trades[biz]
+        event_id = "EV-" + datetime.now(BEIJING).strftime("%Y%m%d%H%M%S") + secrets.token_hex(4)
+        body = self.notice_body(trade.as_json(), event_id=event_id)
+
+        def build() -> tuple[dict[str, str], bytes]:
+            headers = self.signed_headers(body)
+            headers["Content-Type"] = "application/json"
+            headers["Request-ID"] = secrets.token_hex(16)
+            return headers, body
+
+        delivery = await self.notifier.deliver(
+            "TRANSACTION.SUCCESS notice",
+            trade.notify_url,
+            build,
+            lambda status, answer: status in (200, 204),
+        )
+        self.deliveries.setdefault(biz, []).append(delivery)
+        return delivery
+
+    # The pages that stand in for the shopper's WeChat app.
+
+    async def _index(self, request: web.Request) -> web.Response:
+        rows = []
+        for trade in reversed(self.trades.values()):
+            link = quote(trade.out_trade_no, safe="")
+            pay = pages.actions(f"/pay/{link}", [("pay", "Pay")]) if trade.payable() else ""
+            rows.append(
+                (
+                    f'<a href="/pay/{link}">{escape(trade.out_trade_no)}</a>',
+                    escape(trade.description),
+                    escape(pages.money(trade.total, "CNY")),
+                    f'<span data-status="{escape(trade.trade_state)}">'
+                    f"{escape(trade.trade_state)}</span>",
+                    pay,
+                )
+            )
+        body = pages.note(
+            "A Native trade's code_url (weixin://...) opens only in WeChat: pay it here instead."
+        ) + pages.listing(("out_trade_no", "description", "amount", "trade_state", ""), rows)
+        return pages.page("WeChat Pay", "Trades", body)
+
+    async def _trade_page(self, request: web.Request) -> web.Response:
+        trade = self.trades.get(request.match_info["biz"])
+        if trade is None:
+            return pages.missing("WeChat Pay", "trade")
+        body = (
+            f'<p class="amount">{escape(pages.money(trade.total, "CNY"))}</p>'
+            f"<p>{escape(trade.description)} · out_trade_no "
+            f"<code>{escape(trade.out_trade_no)}</code> · code_url "
+            f"<code>{escape(trade.code_url)}</code></p>"
+            + pages.status_line("trade_state", trade.trade_state)
+        )
+        if trade.payable():
+            body += pages.actions(
+                f"/pay/{quote(trade.out_trade_no, safe='')}",
+                [("pay", "Pay"), ("decline", "Decline")],
+            )
+            body += pages.note(
+                "Pay: the trade is paid and a TRANSACTION.SUCCESS notice goes to the shop. Decline: "
+                "the payment fails (PAYERROR); WeChat Pay notifies only success, so nothing is "
+                "sent and the shop learns it by querying."
+            )
+        elif trade.trade_state in OPEN_STATES:
+            body += pages.note(f"This trade expired at {trade.time_expire}.")
+        body += pages.deliveries(self.deliveries.get(trade.out_trade_no, []))
+        return pages.page("WeChat Pay", f"Pay {trade.description}", body)
+
+    async def _trade_action(self, request: web.Request) -> web.Response:
+        trade = self.trades.get(request.match_info["biz"])
+        if trade is None:
+            return pages.missing("WeChat Pay", "trade")
+        action = (await request.post()).get("action")
+        if action not in ("pay", "decline"):
+            return pages.page("WeChat Pay", "Unknown action", "", status=400)
+        if not trade.payable():
+            body = pages.status_line("trade_state", trade.trade_state)
+            return pages.page("WeChat Pay", "This trade can no longer be paid", body, status=409)
+        if action == "pay":
+            self.pay(trade.out_trade_no)
+            await self.deliver(trade.out_trade_no)
+        else:
+            self.pay(trade.out_trade_no, "PAYERROR")
+        raise web.HTTPSeeOther(f"/pay/{quote(trade.out_trade_no, safe='')}")
 
     # The API.
 
