@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from bench.processes import GUNICORN_WORKERS, ROOT
+from bench.providers import HEADING
 
 PACKAGES = (
     "Django", "channels", "channels-redis", "daphne", "Twisted", "redis", "websockets",
@@ -131,12 +132,8 @@ def _git(*args: str) -> str:
     return run.stdout if run.returncode == 0 else ""
 
 
-def environment(database_url: str, redis_url: str) -> dict:
-    import psycopg
-    import redis
-
-    with psycopg.connect(database_url) as db:
-        postgres = db.execute("SHOW server_version").fetchone()[0]
+def host() -> dict:
+    """When, at which commit, on what machine and Python: what every section's figures need."""
     memory = int(_first_line("/proc/meminfo", "MemTotal").split()[0]) / 1024 / 1024
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no").strip())
     return {
@@ -145,6 +142,17 @@ def environment(database_url: str, redis_url: str) -> dict:
         "machine": f"{os.cpu_count()} CPUs ({_first_line('/proc/cpuinfo', 'model name')}), "
         f"{memory:.1f} GiB RAM, {platform.system()} {platform.release()}",
         "python": platform.python_version(),
+    }
+
+
+def environment(database_url: str, redis_url: str) -> dict:
+    import psycopg
+    import redis
+
+    with psycopg.connect(database_url) as db:
+        postgres = db.execute("SHOW server_version").fetchone()[0]
+    return {
+        **host(),
         "packages": {name: metadata.version(name) for name in PACKAGES},
         "database": f"PostgreSQL {postgres}",
         "redis": "Redis " + redis.Redis.from_url(redis_url).info("server")["redis_version"],
@@ -530,6 +538,8 @@ def document(
     lines += ["", f"![now against then]({rel}/{images[1]})", "", "## Targets met and missed", ""]
     lines += targets_text(results, then)
     lines += details(results, then, rel, images)
+    if "providers" in results:
+        lines += providers_section(results["providers"])
     lines += method()
     return lines
 
@@ -750,6 +760,61 @@ def details(results: dict, then, rel: str, images: list[str]) -> list[str]:
     lines += _table(["mode", "server", "checkouts/s", "ceiling /s", "Pay p50 ms", "Pay p99 ms", "unanswered at a window's end", "errors", "windows"], rows)  # fmt: skip
     lines += ["", "CPU per checkout completed in the windows, ms, by process (the shop's servers, the payment system's two processes, all of PostgreSQL's and Redis' work meanwhile):", ""]  # fmt: skip
     lines += _table(["mode", "cores busy", *PARTS, "all"], cpu_rows)
+    return lines + [""]
+
+
+def providers_section(cell: dict) -> list[str]:
+    """Section 5, the notification CPU per provider (`bench.providers`): a section that its
+    module also writes alone, so it carries its own date and machine."""
+    env, providers = cell["environment"], cell["providers"]
+    lines = [HEADING, ""]
+    lines.append(
+        "The CPU one notification's verification costs the shop, per payment provider: each "
+        "gateway's `verify_notice(headers=..., body=...)` in one process (no server, no "
+        "database), given genuine notices freshly signed as each provider signs them (the "
+        "sandbox's by its own signer, Alipay's, WeChat Pay's and Stripe's by the fakes in "
+        "`tests/fakes/`, RSA-2048 keys made at run time), the gateways configured with their "
+        "`Config` dataclasses. CPU time (`time.process_time`) over "
+        f"{cell['iterations']:,} notices, cycling through {cell['pool']} signed just before "
+        f"(each verified once first, then {cell['warm']:,} not counted); each figure is the "
+        f"median of {cell['rounds']} rounds, the providers one after another in each round, "
+        "and the ratio is to the sandbox's in the same round (median over the rounds): the "
+        "machine is shared, compare within a run. The steps after it are timed alone on the "
+        "same notices: the signature check (HMAC-SHA256 of the header, or RSA-2048 SHA-256 "
+        "PKCS#1 v1.5 verify over the signed text), WeChat Pay's AES-256-GCM decryption of its "
+        "resource, and reading the body (`json.loads`, or for Alipay's form urllib's "
+        "`parse_qsl`); the rest is what the gateway does besides: building the signed text, "
+        "reading the decrypted resource, checking each field (dates through `strptime`). "
+        "Only the gateway's share of a notification: section 1's servers' CPU per "
+        "notification adds the request, the stored notification, the order's update and the "
+        "push."
+    )
+    lines += [
+        "",
+        f"- Date: {env['date']}, commit `{env['commit']}`; written by `python -m "
+        "bench.providers` (this section alone) or `make bench`"
+        + (
+            " (**quick counts**: a test of the harness, not a measurement)" if cell["quick"] else ""
+        ),
+        f"- Machine: {env['machine']}; Python {env['python']}, {env['crypto']}; "
+        f"`sum(range(10**7))` {_n(env['loop'], 3)} s of CPU at the start",
+        "",
+    ]
+    rows = []
+    for figures in providers.values():
+        steps = figures["steps_ms"]
+        rest = figures["ms"] - sum(steps.values())
+        rows.append(
+            [figures["label"], figures["checked"], f"{figures['bytes']:,.0f}",
+             _n(figures["ms"], 4), _n(figures["ratio"], 2),
+             f"{_n(min(figures['rounds_ms']), 4)}-{_n(max(figures['rounds_ms']), 4)}",
+             _n(steps.get("signature"), 4), _n(steps.get("decrypt"), 4),
+             _n(steps.get("parse"), 4), _n(rest, 4)]
+        )  # fmt: skip
+    lines += _table(
+        ["provider", "what is checked", "notice bytes", "CPU per notification ms", "/ sandbox", "rounds' range ms", "signature check ms", "decrypt ms", "reading the body ms", "the rest ms"],
+        rows,
+    )  # fmt: skip
     return lines + [""]
 
 

@@ -1,6 +1,7 @@
 """`python -m bench.run [--quick]`: start the servers, drive each cell, write BENCHMARKS.md.
 
-The cells, in order: push latency on the embedded default (one daphne process, Channels'
+The cells, in order: one notification's verification CPU per payment provider (`bench.providers`,
+no server), push latency on the embedded default (one daphne process, Channels'
 InMemoryChannelLayer), the same while `manage.py reconcile` works through a herd of overdue
 orders, and on Redis (daphne processes, channels_redis' layer) with memory per idle socket on the
 way; a checkout taken apart step by step (CPU per step); the closed-loop checkout, the old
@@ -53,6 +54,11 @@ class Sizes:
     warmup_seconds: float = 3.0
     window_seconds: float = 15.0
     windows: int = 3
+    # Notification CPU per provider (bench.providers): notices timed per provider and round,
+    # rounds, and notices verified before each timing.
+    notices: int = 2000
+    notice_rounds: int = 7
+    notices_warm: int = 200
 
 
 FULL = Sizes()
@@ -75,6 +81,9 @@ QUICK = Sizes(
     warmup_seconds=0.5,
     window_seconds=1.5,
     windows=2,
+    notices=20,
+    notice_rounds=2,
+    notices_warm=2,
 )
 
 
@@ -198,6 +207,25 @@ class Bench:
         return result, samples
 
     # --- cells ----------------------------------------------------------------------------------
+
+    def providers(self) -> dict:
+        """One notification's verification CPU per payment provider: `bench.providers`, a
+        process of its own with the servers' settings, while no server runs."""
+        s = self.sizes
+        args = ["--json", "--iterations", str(s.notices), "--rounds", str(s.notice_rounds)]
+        args += ["--warm", str(s.notices_warm)] + (["--quick"] if s == QUICK else [])
+        with (self.logs / "providers.log").open("w") as log:
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.providers", *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.providers failed ({done.returncode}); see {log.name}")
+        return json.loads(done.stdout)
 
     def push(
         self, *, servers: int, redis: bool, sockets: tuple[int, ...], rate: int, herd: int = 0
@@ -340,6 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
     bench = Bench(sizes=sizes, database_url=args.database_url, redis_url=args.redis_url, logs=logs)
     try:
         for name, cell in [
+            ("providers", bench.providers),
             ("embedded", lambda: bench.push(servers=1, redis=False, sockets=sizes.embedded_sockets, rate=sizes.embedded_rate)),
             ("herd", lambda: bench.push(servers=1, redis=False, sockets=sizes.embedded_sockets, rate=sizes.embedded_rate, herd=sizes.herd_orders)),
             ("redis", lambda: bench.push(servers=sizes.redis_servers, redis=True, sockets=sizes.redis_sockets, rate=sizes.redis_rate)),

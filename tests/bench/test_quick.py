@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from bench import report, run
+from bench import providers, report, run
 from tests.conftest import require
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -121,6 +121,7 @@ def test_the_report_puts_every_headline_cell_beside_the_last_committed_run(quick
         "## 2. Memory per idle socket",
         "## 3. A checkout's CPU, step by step",
         "## 4. Synchronous vs callback checkout",
+        providers.HEADING,
         "## Method",
     ):
         assert heading in text
@@ -145,3 +146,21 @@ def test_each_missed_target_says_where_the_time_goes_and_what_would_close_it(qui
     for i in missed:
         assert lines[i + 1].startswith("  - Where the time goes (measured): ")
         assert lines[i + 2].startswith("  - Lever: ")
+
+
+def test_each_providers_notification_cpu_is_measured_beside_the_sandboxs(quick):
+    tmp, results = quick
+    cell = results["providers"]
+    assert list(cell["providers"]) == ["sandbox", "alipay", "wechatpay", "stripe"]
+    assert (cell["iterations"], cell["rounds"]) == (run.QUICK.notices, run.QUICK.notice_rounds)
+    for name, figures in cell["providers"].items():
+        assert len(figures["rounds_ms"]) == run.QUICK.notice_rounds, name
+        assert all(0 < ms < math.inf for ms in figures["rounds_ms"]), name
+        assert figures["steps_ms"]["signature"] > 0, name
+    assert cell["providers"]["sandbox"]["ratio"] == 1.0
+    assert cell["providers"]["wechatpay"]["steps_ms"]["decrypt"] > 0
+    section = (tmp / "BENCHMARKS.md").read_text().split(providers.HEADING)[1].split("\n## ")[0]
+    for label in ("sandbox", "Alipay", "WeChat Pay", "Stripe"):
+        # provider | what is checked | bytes | CPU per notification ms | / sandbox
+        row = rf"^\| {label} \| [^|]+ \| [\d,]+ \| \d+\.\d{{4}} \| \d+\.\d{{2}} \|"
+        assert re.search(row, section, re.M), label
