@@ -44,4 +44,12 @@ def providers_check(app_configs, **kwargs) -> list[CheckMessage]:
                     id="checkout.E002",
                 )
             )
+    if "wechatpay" in names and not settings.DEBUG and not settings.SITE_URL.startswith("https:"):
+        errors.append(
+            Warning(
+                "WeChat Pay is listed but SITE_URL is not HTTPS.",
+                hint="WeChat Pay sends notifications only to an HTTPS notify_url.",
+                id="checkout.W002",
+            )
+        )
     return errors
