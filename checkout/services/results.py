@@ -104,11 +104,19 @@ def _apply_locked(
     reported: PaymentStatus | None = PaymentStatus.CLOSED
     switched = False
     if payment is not None:
-        row, problem = _payment_mirror(order, provider, payment, source)
+        # Pay's answer for a waiting order is news: a payment closed before it was ever paid (an
+        # Alipay code never scanned, chosen again) is open again. For an order that has ended, it
+        # is an old answer overtaken by the reconciler's close.
+        reopen = source == Source.START and order.status in states.WAITING
+        row, problem = _payment_mirror(order, provider, payment, reopen=reopen)
         if problem:
             _flag(order, problem, f"{payment.payment_id}: {payment}")
             return Applied(order.biz, problem, order=order)
-        if source == Source.START or order.payment_id in (None, row.pk):
+        # Pay's answer makes its payment the current one; so does a report that comes before it
+        # (a notification overtaking Pay's answer), if it is of the provider Pay was pressed for
+        # (an order from before providers were recorded has none).
+        adopted = order.payment_id is None and order.provider in ("", provider)
+        if source == Source.START or adopted:
             switched = order.payment_id != row.pk
             order.payment, order.provider = row, provider
         # A payment the shopper switched from counts only if it took the money.
@@ -154,7 +162,7 @@ def _switched_from(order: Order, payment: GatewayPayment | None) -> Applied:
 
 
 def _payment_mirror(
-    order: Order, provider: str, payment: GatewayPayment, source: Source
+    order: Order, provider: str, payment: GatewayPayment, *, reopen: bool
 ) -> tuple[Payment, str]:
     """Record what the provider said on the payment's row; return it, and a problem that must stop
     the order changing."""
@@ -168,9 +176,8 @@ def _payment_mirror(
         return row, Flag.Kind.FOREIGN_PAYMENT
     before = row.status
     newly_paid = payment.status == PaymentStatus.SUCCEEDED and before != PaymentStatus.SUCCEEDED
-    # A payment only leaves pending, and succeeded is final, whatever order deliveries come in
-    # (a Pay answer that comes after the reconciler closed its payment included).
-    if before == PaymentStatus.PENDING or newly_paid:
+    # A payment only leaves pending, and succeeded is final, whatever order deliveries come in.
+    if before == PaymentStatus.PENDING or newly_paid or reopen and before == PaymentStatus.CLOSED:
         row.status = payment.status
     # A notification can come before Pay's answer: the cashier link comes with the answer.
     row.cashier_url = row.cashier_url or payment.cashier_url
