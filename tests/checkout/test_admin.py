@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from checkout.models import Flag, Notification, Order
+from checkout.models import Flag, Notification, Order, Payment
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +113,18 @@ def test_the_admin_is_for_staff_only(client, paid_order):
     response = client.get(reverse("admin:checkout_order_changelist"), {"q": order.biz})
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_payments_notifications_and_orders_show_and_filter_by_provider(admin_client, paid_order):
+    order, payment, notification = paid_order
+    other = f.order()
+    theirs = f.payment(other, provider="alipay")
+    Payment.objects.filter(pk=theirs.pk).update(payment_id=f"alipay:{other.biz}")
+    assert payment.payment_id in changelist(admin_client, "payment", gateway="sandbox")
+    html = changelist(admin_client, "payment", gateway="alipay")
+    assert f"alipay:{other.biz}" in html and payment.payment_id not in html
+    assert notification.event_id in changelist(admin_client, "notification", gateway="sandbox")
+    assert notification.event_id not in changelist(admin_client, "notification", gateway="stripe")
+    html = changelist(admin_client, "order", provider="alipay")
+    assert other.biz in html and order.biz not in html
+    assert ">provider<" in changelist(admin_client, "payment").lower().replace(" ", "")
