@@ -27,10 +27,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from checkout import locks
+from checkout import locks, states
 from checkout.gateways import get_gateway
 from checkout.gateways.base import GatewayError, GatewayPayment, GatewayThrottled
-from checkout.models import Order, PaymentStatus
+from checkout.models import Order, Payment, PaymentStatus
 from checkout.selectors import order_is_unsettled
 from checkout.services.results import result_receive
 
@@ -48,11 +48,27 @@ THROTTLED_HOLD = 10.0
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """A pending payment that is not the order's current one: a provider the shopper switched
+    from whose close found nothing to close (an Alipay code never scanned), or the current payment
+    of an order another payment paid."""
+
+    provider: str
+    payment_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
 class Claim:
     biz: str
     payment_id: str | None  # None: the shop has not recorded a payment (yet)
     expired: bool
     gateway: str  # the provider of the payment, or the one Pay was pressed for; "" if never
+    # False once the order is paid, failed or expired with its current payment settled: only its
+    # leftovers are left to close.
+    deciding: bool = True
+    leftovers: tuple[Leftover, ...] = ()
 
 
 class Pace:
@@ -78,9 +94,10 @@ class Pace:
 
 
 def _lease() -> timedelta:
-    # Claimed orders are worked on together, each with at most four gateway calls (query, close,
-    # the GET after a 409, query), so no other copy takes one back while it is being worked on.
-    return timedelta(seconds=30 + 4 * settings.PAYMENT_GATEWAY_TIMEOUT)
+    # Claimed orders are worked on together, each with a few gateway calls (query, close, the GET
+    # after a 409, query; a close and a query per leftover), so no other copy takes one back while
+    # it is being worked on.
+    return timedelta(seconds=30 + 8 * settings.PAYMENT_GATEWAY_TIMEOUT)
 
 
 def orders_claim(*, now: datetime, limit: int = BATCH) -> list[Claim]:
@@ -88,12 +105,22 @@ def orders_claim(*, now: datetime, limit: int = BATCH) -> list[Claim]:
     with transaction.atomic():
         orders = list(locks.orders_due_for_reconcile(now, limit))
         Order.objects.filter(pk__in=[o.pk for o in orders]).update(reconcile_after=now + _lease())
+        leftovers: dict[int, list[Leftover]] = {}
+        for row in Payment.objects.filter(order__in=orders, status=PaymentStatus.PENDING).exclude(
+            pk__in=[o.payment_id for o in orders if o.payment_id]
+        ):
+            leftovers.setdefault(row.order_id, []).append(
+                Leftover(row.gateway, row.payment_id, row.amount, row.currency)
+            )
     return [
         Claim(
             biz=o.biz,
             payment_id=o.payment.payment_id if o.payment else None,
             expired=o.expires_at <= now,
             gateway=o.payment.gateway if o.payment else o.provider,
+            deciding=o.status in states.WAITING
+            or (o.payment is not None and o.payment.status == PaymentStatus.PENDING),
+            leftovers=tuple(leftovers.get(o.pk, ())),
         )
         for o in orders
     ]
@@ -110,6 +137,31 @@ def order_reschedule(*, biz: str, after: timedelta) -> None:
 
 async def order_reconcile(claim: Claim) -> str:
     """Ask the payment system about one order and apply its answer; returns the outcome."""
+    outcome = await _current_reconcile(claim) if claim.deciding else "settled"
+    for leftover in claim.leftovers:
+        await _leftover_close(claim, leftover)
+    return outcome
+
+
+async def _leftover_close(claim: Claim, leftover: Leftover) -> None:
+    """Close a payment the order no longer needs; a success found so pays the order (or is
+    flagged paid twice). Nothing to close (an Alipay code never scanned) is asked again until the
+    order's time is up, when the code can no longer be paid."""
+    found = await get_gateway(leftover.provider).close(payment_id=leftover.payment_id)
+    if found is None:
+        if not claim.expired:
+            return
+        found = GatewayPayment(
+            payment_id=leftover.payment_id,
+            biz=claim.biz,
+            status=PaymentStatus.CLOSED,
+            amount=leftover.amount,
+            currency=leftover.currency,
+        )
+    await result_receive(biz=claim.biz, payment=found, provider=leftover.provider)
+
+
+async def _current_reconcile(claim: Claim) -> str:
     if not claim.gateway:
         # Pay was never pressed: there is nobody to ask, and the order expires when its time is up.
         if not claim.expired:

@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from checkout.models import Order, OrderStatus, PaymentStatus, Product
+from checkout.models import Order, OrderStatus, Payment, PaymentStatus, Product
 
 
 def products_for_sale() -> list[Product]:
@@ -24,11 +24,13 @@ def order_for_owner(*, biz: str, owner: str | None) -> Order | None:
 
 
 def unsettled() -> Q:
-    """Orders the payment system may still change: waiting ones, and expired ones whose payment we
-    still know as pending (a Pay in flight when the order expired), since until that payment is
-    final a success could still come."""
+    """Orders the payment system may still change: waiting ones, and any with a payment we still
+    know as pending (a Pay in flight when the order expired, a provider the shopper switched from,
+    the current payment of an order another one paid), since until it is final a success could
+    still come."""
     waiting = Q(status__in=[OrderStatus.UNPAID, OrderStatus.PENDING])
-    return waiting | Q(status=OrderStatus.EXPIRED, payment__status=PaymentStatus.PENDING)
+    pending = Payment.objects.filter(order=OuterRef("pk"), status=PaymentStatus.PENDING)
+    return waiting | Q(Exists(pending))
 
 
 def order_is_unsettled(*, biz: str) -> bool:

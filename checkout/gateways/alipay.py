@@ -5,7 +5,6 @@ then; the shop needs an id from the start, so an Alipay payment's id is `alipay:
 throughout (`payment_id`), and closing one closes it by `out_trade_no`.
 """
 
-import functools
 import json
 import re
 import time
@@ -18,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -94,17 +92,13 @@ class AlipayGateway:
 
     def __init__(self, config: AlipayConfig) -> None:
         self.config = config
+        # Both parsed now, once per process, so that a bad key stops the server at start-up.
         try:
             self._public_key = rsa.public_key(config.public_key_pem)
         except ValueError as error:
             raise ImproperlyConfigured(f"ALIPAY_PUBLIC_KEY_FILE: {error}") from None
-
-    @functools.cached_property
-    def _private_key(self) -> RSAPrivateKey:
-        # Loaded on first use: loading checks the key (~40 ms of CPU), and a notice, the frequent
-        # case, needs only Alipay's public key.
         try:
-            return rsa.private_key(self.config.private_key_pem)
+            self._private_key = rsa.private_key(config.private_key_pem)
         except ValueError as error:
             raise ImproperlyConfigured(f"ALIPAY_PRIVATE_KEY_FILE: {error}") from None
 

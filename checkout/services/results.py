@@ -103,6 +103,7 @@ def _apply_locked(
         return _switched_from(order, payment)
     reported: PaymentStatus | None = PaymentStatus.CLOSED
     switched = False
+    row: Payment | None = None
     if payment is not None:
         # Pay's answer for a waiting order is news: a payment closed before it was ever paid (an
         # Alipay code never scanned, chosen again) is open again. For an order that has ended, it
@@ -129,6 +130,16 @@ def _apply_locked(
             order.save_change("payment", "provider")
             return Applied(order.biz, "switched", panel_state(order), order)
         return Applied(order.biz, "unchanged", order=order)
+    if payment is None and order.payment and order.payment.status == PaymentStatus.PENDING:
+        # The time is up and the provider has no such payment (an Alipay code never scanned):
+        # none can come now.
+        _payment_closed(order.payment)
+    if new_status == OrderStatus.PAID and row is not None and order.payment != row:
+        # Paid by a payment it had switched from: that one is the order's now, and the reconciler
+        # soon closes the one the shopper was paying with (a leftover, `checkout.reconcile`).
+        if order.payment and order.payment.status == PaymentStatus.PENDING:
+            order.reconcile_after = timezone.now()
+        order.payment = row
     if new_status == OrderStatus.PAID:
         if order.status == OrderStatus.EXPIRED:
             _flag(order, Flag.Kind.PAID_AFTER_EXPIRY, "success reported after the order expired")
@@ -153,9 +164,10 @@ def _switched_from(order: Order, payment: GatewayPayment | None) -> Applied:
         return Applied(order.biz, "unchanged", order=order)
     if payment is not None and payment.status == PaymentStatus.SUCCEEDED:
         return _apply_locked(order, payment, row.gateway, Source.REPORT)
-    # Closed, or (an Alipay code never scanned) nothing to close: a success later still counts.
-    row.status, row.last_heard_at = PaymentStatus.CLOSED, timezone.now()
-    row.save(update_fields=["status", "last_heard_at", "updated_at"])
+    if payment is not None:
+        _payment_closed(row)
+    # Nothing to close (an Alipay code never scanned) leaves the payment pending: it can still be
+    # paid until the order's time is up, and the reconciler asks about it until then.
     order.payment = None
     order.save(update_fields=["payment", "updated_at"])
     return Applied(order.biz, "closed", order=order)
@@ -195,6 +207,11 @@ def _payment_mirror(
         # all. The order stays paid; a person refunds one of them.
         _flag(order, Flag.Kind.PAID_TWICE, f"{payment.payment_id} paid after the order was paid")
     return row, ""
+
+
+def _payment_closed(row: Payment) -> None:
+    row.status, row.last_heard_at = PaymentStatus.CLOSED, timezone.now()
+    row.save(update_fields=["status", "last_heard_at", "updated_at"])
 
 
 def _flag(order: Order, kind: str, detail: str) -> None:

@@ -79,6 +79,7 @@ def test_an_order_whose_result_arrived_while_it_waited_its_turn_is_not_queried(
 
     async def the_other_one_is_paid_meanwhile(biz: str) -> None:
         other = second if biz == first.biz else first
+        await Payment.objects.filter(order=other).aupdate(status=PaymentStatus.SUCCEEDED)
         await Order.objects.filter(pk=other.pk).aupdate(status=OrderStatus.PAID)
 
     gateway = Gateway(answer_after=0, on_query=the_other_one_is_paid_meanwhile)

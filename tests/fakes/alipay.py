@@ -82,6 +82,8 @@ class FakeAlipay:
     # How the next answers are spoiled, to test the shop's checks: "unsigned", "bad_signature",
     # "tampered" (changed after signing), or a PEM private key to sign with instead of Alipay's.
     forge: str | None = None
+    # The next this many gateway calls are answered HTTP 429, as a rate-limiting edge does.
+    throttle: int = 0
     url: str = ""  # the gateway: <base>/gateway.do
     base: str = ""
     # Notices sent from the pages, with their retries; each trade's, by out_trade_no.
@@ -272,6 +274,9 @@ class FakeAlipay:
         form = dict(await request.post()) if request.method == "POST" else {}
         form = {**dict(request.query), **form}
         self.requests.append({k: str(v) for k, v in form.items()})
+        if self.throttle > 0:
+            self.throttle -= 1
+            return web.Response(status=429, text="Too Many Requests")
         method = str(form.get("method", ""))
         key = method.replace(".", "_") + "_response"
         problem = self._check(form)

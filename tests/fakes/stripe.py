@@ -102,6 +102,12 @@ class FakeStripe:
         self.replayed = 0
         self.tamper: Callable[[dict[str, Any]], Any] | None = None
         self.drop_next_answer = False
+        # The next this many answers to a create (a replay included) are lost on the way back.
+        self.drop_answers = 0
+        # The Idempotency-Key of each create, as sent (None without one), replays included.
+        self.idempotency_keys: list[str | None] = []
+        # The next this many API calls are answered 429 (rate_limit), as Stripe does.
+        self.throttle = 0
         self._keys: dict[str, tuple[dict[str, Any], int, bytes]] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -268,6 +274,25 @@ class FakeStripe:
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.secret_key}"
 
+    def _throttled(self) -> web.Response | None:
+        if self.throttle <= 0:
+            return None
+        self.throttle -= 1
+        body = {
+            "error": {
+                "code": "rate_limit",
+                "message": "Request rate limit exceeded.",
+                "type": "invalid_request_error",
+            }
+        }
+        return web.json_response(body, status=429)
+
+    def _lose(self, request: web.Request) -> None:
+        """Close the connection instead of answering, if `drop_answers` says so."""
+        if self.drop_answers > 0:
+            self.drop_answers -= 1
+            request.transport.close()
+
     def _answer(self, session: dict[str, Any]) -> web.Response:
         shown = self.tamper(dict(session)) if self.tamper else session
         return web.json_response(shown)
@@ -275,10 +300,13 @@ class FakeStripe:
     async def _create(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
             return error(401, "Invalid API Key provided")
+        if (limited := self._throttled()) is not None:
+            return limited
         if request.content_type != "application/x-www-form-urlencoded":
             return error(400, "Invalid request: the body must be form-encoded")
         params = nested(parse_qsl(await request.text(), keep_blank_values=True))
         key = request.headers.get("Idempotency-Key")
+        self.idempotency_keys.append(key)
         if key in self._keys:
             first, status, body = self._keys[key]
             if first != params:
@@ -293,6 +321,7 @@ class FakeStripe:
                     status=400,
                 )
             self.replayed += 1
+            self._lose(request)
             return web.Response(
                 body=body,
                 status=status,
@@ -305,6 +334,7 @@ class FakeStripe:
         if self.drop_next_answer:
             self.drop_next_answer = False
             request.transport.close()  # the answer is lost on the way back
+        self._lose(request)
         return answer
 
     def _new_session(self, params: dict[str, Any]) -> web.Response:
@@ -354,6 +384,8 @@ class FakeStripe:
     async def _retrieve(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return error(401, "Invalid API Key provided")
+        if (limited := self._throttled()) is not None:
+            return limited
         session = self.sessions.get(request.match_info["id"])
         if session is None:
             return _missing(request.match_info["id"])
@@ -362,6 +394,8 @@ class FakeStripe:
     async def _expire(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return error(401, "Invalid API Key provided")
+        if (limited := self._throttled()) is not None:
+            return limited
         session = self.sessions.get(request.match_info["id"])
         if session is None:
             return _missing(request.match_info["id"])

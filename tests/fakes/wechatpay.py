@@ -107,6 +107,8 @@ class FakeWechatPay:
     answer_key: crypto_rsa.RSAPrivateKey | None = None
     answer_skew: int = 0
     probe: bool = False
+    # The next this many API calls are answered 429 FREQUENCY_LIMITED, as WeChat Pay does.
+    throttle: int = 0
     url: str = ""
     # Notices sent from the pages, with their retries; each trade's, by out_trade_no.
     notifier: Notifier = field(default_factory=Notifier)
@@ -297,6 +299,12 @@ class FakeWechatPay:
     def _error(self, status: int, code: str, message: str) -> web.Response:
         return self._answer(status, {"code": code, "message": message})
 
+    def _throttled(self) -> web.Response | None:
+        if self.throttle <= 0:
+            return None
+        self.throttle -= 1
+        return self._error(429, "FREQUENCY_LIMITED", "频率超限")
+
     async def _authorized(self, request: web.Request) -> bytes | None:
         """The body, if the request is signed by the merchant's key within 300 s."""
         body = await request.read()
@@ -325,6 +333,8 @@ class FakeWechatPay:
         body = await self._authorized(request)
         if body is None:
             return web.json_response({"code": "SIGN_ERROR", "message": "签名错误"}, status=401)
+        if (limited := self._throttled()) is not None:
+            return limited
         try:
             data = json.loads(body)
             total = data["amount"]["total"]
@@ -364,6 +374,8 @@ class FakeWechatPay:
     async def _query(self, request: web.Request) -> web.Response:
         if await self._authorized(request) is None:
             return web.json_response({"code": "SIGN_ERROR", "message": "签名错误"}, status=401)
+        if (limited := self._throttled()) is not None:
+            return limited
         if request.query.get("mchid") != self.mchid:
             return self._error(400, "PARAM_ERROR", "mchid")
         trade = self.trades.get(request.match_info["biz"])
@@ -375,6 +387,8 @@ class FakeWechatPay:
         body = await self._authorized(request)
         if body is None:
             return web.json_response({"code": "SIGN_ERROR", "message": "签名错误"}, status=401)
+        if (limited := self._throttled()) is not None:
+            return limited
         if json.loads(body) != {"mchid": self.mchid}:
             return self._error(400, "PARAM_ERROR", "mchid")
         trade = self.trades.get(request.match_info["biz"])
