@@ -148,7 +148,8 @@ class Notification(models.Model):
     # Of the body as read, whatever part of it is kept.
     body_length = models.PositiveIntegerField(default=0)
     body_sha256 = models.CharField(max_length=64, blank=True)
-    event_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Stripe allows its ids up to 255 characters, as for payment_id.
+    event_id = models.CharField(max_length=255, blank=True, db_index=True)
     biz = models.CharField(max_length=32, blank=True, db_index=True)
     payment_id = models.CharField(max_length=255, blank=True, db_index=True)
     verdict = models.CharField(

@@ -89,6 +89,7 @@ def _read(path: str, name: str) -> str:
 
 class AlipayGateway:
     name = "alipay"
+    starts_after_close = False
 
     def __init__(self, config: AlipayConfig) -> None:
         self.config = config

@@ -71,6 +71,10 @@ class NoticeRejected(Exception):
 
 class Gateway(Protocol):
     name: str
+    # Whether a new payment can be started for an order whose payment here was closed (the
+    # shopper switched away and back): not where the order's biz is the trade's number for good
+    # (Alipay's ACQ.TRADE_HAS_CLOSE, WeChat Pay's ORDERCLOSED).
+    starts_after_close: bool
 
     async def start(self, request: PaymentRequest) -> GatewayPayment:
         """Create the payment (idempotent per order) and return at once, still pending."""

@@ -35,6 +35,7 @@ CURRENCY = re.compile(r"[A-Z]{3}")
 
 class SandboxGateway:
     name = "sandbox"
+    starts_after_close = True
 
     async def start(self, request: PaymentRequest) -> GatewayPayment:
         body = {

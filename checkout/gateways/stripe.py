@@ -80,6 +80,7 @@ class StripeConfig:
 
 class StripeGateway:
     name = "stripe"
+    starts_after_close = True
 
     def __init__(self, config: StripeConfig) -> None:
         self.config = config

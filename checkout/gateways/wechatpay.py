@@ -161,6 +161,7 @@ class _Foreign(ValueError):
 
 class WechatPayGateway:
     name = "wechatpay"
+    starts_after_close = False
 
     def __init__(self, config: WechatPayConfig) -> None:
         self.config = config

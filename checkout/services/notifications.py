@@ -97,7 +97,7 @@ async def notification_receive(
             receipt = Receipt(500, Notification.Verdict.RECEIVED, "error")
         else:
             # An unknown order is answered 200 too: a retry cannot make it known; it is on record.
-            receipt = Receipt(200, Notification.Verdict.ACCEPTED, applied.outcome)
+            receipt = Receipt(200, record.verdict, applied.outcome)  # accepted, or unknown_order
     NOTIFICATIONS.labels(
         provider=gateway_name, verdict=receipt.verdict, outcome=receipt.outcome or "none"
     ).inc()

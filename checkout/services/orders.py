@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from checkout.models import Order, Payment, Product
+from checkout.models import Order, Payment, PaymentStatus, Product
 
 
 def order_fields(*, product: Product, owner: str, now=None) -> dict:
@@ -24,9 +24,15 @@ def order_create(*, product: Product, owner: str) -> Order:
     return Order.objects.create(**order_fields(product=product, owner=owner))
 
 
-def order_provider_choose(*, biz: str, provider: str) -> int:
+def order_provider_choose(*, biz: str, provider: str, after_close: bool) -> int | None:
     """Record the provider the shopper pressed Pay for, before it is called (the reconciler asks
     it about a payment whose answer was lost); returns how many payments of that provider the
-    order had before (closed when the shopper switched away)."""
+    order had before (closed when the shopper switched away), or None, recording nothing, when
+    one of them was closed and the provider starts no payment `after_close` for the same order."""
+    statuses = list(
+        Payment.objects.filter(order__biz=biz, gateway=provider).values_list("status", flat=True)
+    )
+    if not after_close and PaymentStatus.CLOSED in statuses:
+        return None
     Order.objects.filter(biz=biz).exclude(provider=provider).update(provider=provider)
-    return Payment.objects.filter(order__biz=biz, gateway=provider).count()
+    return len(statuses)

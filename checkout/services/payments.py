@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from checkout import gateways, states
 from checkout.gateways.base import Gateway, GatewayError, PaymentRequest
 from checkout.models import Order, OrderStatus
+from checkout.panels import PROVIDER_NAMES
 from checkout.services.orders import order_provider_choose
 from checkout.services.results import Source, result_receive
 
@@ -43,6 +44,15 @@ async def payment_start(*, order: Order, provider: str, pressed_in: str | None =
         return order
     if order.expires_at <= timezone.now():
         raise PaymentNotStarted(_("The time to pay for this order is over."))
+    gateway = gateways.get_gateway(provider)
+    attempt = await database_sync_to_async(order_provider_choose)(
+        biz=order.biz, provider=provider, after_close=gateway.starts_after_close
+    )
+    if attempt is None:
+        raise PaymentNotStarted(
+            _("This order can no longer be paid with %(provider)s. Please choose another way.")
+            % {"provider": PROVIDER_NAMES[provider]}
+        )
     if switching and current is not None:
         closed = await _call(
             order, current.gateway, "close", lambda g: g.close(payment_id=current.payment_id)
@@ -56,7 +66,6 @@ async def payment_start(*, order: Order, provider: str, pressed_in: str | None =
         )
         if applied.order is not None and applied.order.status == OrderStatus.PAID:
             return applied.order
-    attempt = await database_sync_to_async(order_provider_choose)(biz=order.biz, provider=provider)
     request = PaymentRequest(
         biz=order.biz,
         amount=order.amount,

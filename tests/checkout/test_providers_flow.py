@@ -278,3 +278,24 @@ def test_a_report_other_than_success_of_a_payment_switched_from_changes_nothing(
     order = now(order)
     assert order.status == OrderStatus.PENDING and order.payment == before.payment
     assert order.version == before.version
+
+
+@pytest.mark.parametrize("provider", ["wechatpay", "alipay"])
+def test_a_provider_whose_trade_was_closed_is_not_asked_again_for_the_order(
+    client, fakes, provider
+):
+    """WeChat Pay and Alipay keep the order's biz as the trade's number for good: once closed
+    (ORDERCLOSED, ACQ.TRADE_HAS_CLOSE) it cannot start again. The shopper is told to choose
+    another way, and nothing is sent or recorded."""
+    order = buy(client)
+    press(client, order, provider)
+    if provider == "alipay":
+        fakes.alipay.scan(order.biz)  # a trade Alipay knows, so the switch really closes it
+    press(client, order, "stripe")
+    creates = fakes.creates(provider)
+    html = press(client, order, provider, status=503)
+    assert "can no longer be paid with" in html and 'data-status="pending"' in html
+    assert fakes.creates(provider) == creates
+    order = now(order)
+    assert order.provider == "stripe" and order.payment.gateway == "stripe"
+    assert payments(order) == [(provider, "closed"), ("stripe", "pending")]

@@ -1,0 +1,1206 @@
+"""The real providers' notification routes (contract sections 4 and 6), through the shop's URLs:
+`POST /payments/notify/<provider>/` for Alipay, WeChat Pay and Stripe, each notice signed by the
+provider's local fake with keys written to files for the test, answered in the provider's own
+words, every request stored, and nothing changed unless the notice is genuine."""
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.urls import reverse
+from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
+from hypothesis.extra.django import TestCase
+from prometheus_client.parser import text_string_to_metric_families
+
+from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
+from checkout.services.notifications import MAX_BODY_BYTES, REFUSED_BODY_BYTES
+from tests.checkout import factories as f
+from tests.checkout.providers import (
+    ASYNC_FAILED,
+    ASYNC_SUCCEEDED,
+    COMPLETED,
+    EXPIRED,
+    FORGERIES,
+    MALFORMED,
+    NAMES,
+    AlipayProvider,
+    Provider,
+    StripeProvider,
+    WechatPayProvider,
+    apost,
+    enable,
+    ghost,
+    key,
+    post,
+)
+from tests.fakes import private_pem
+
+# Fixtures: one provider enabled (beside the sandbox), its settings from keys in tmp files.
+
+
+@pytest.fixture(params=NAMES)
+def provider(request, settings, tmp_path) -> Provider:
+    return enable(settings, tmp_path, request.param)[request.param]
+
+
+@pytest.fixture
+def alipay(settings, tmp_path) -> AlipayProvider:
+    return enable(settings, tmp_path, "alipay")["alipay"]
+
+
+@pytest.fixture
+def wechatpay(settings, tmp_path) -> WechatPayProvider:
+    return enable(settings, tmp_path, "wechatpay")["wechatpay"]
+
+
+@pytest.fixture
+def stripe(settings, tmp_path) -> StripeProvider:
+    return enable(settings, tmp_path, "stripe")["stripe"]
+
+
+# What a notification may change, and how to read it.
+
+
+def money() -> tuple:
+    """Orders, payments and flags, as a notification may change them."""
+    return (
+        list(
+            Order.objects.order_by("pk").values_list(
+                "pk", "status", "version", "paid_at", "payment_id", "provider"
+            )
+        ),
+        list(Payment.objects.order_by("pk").values_list("pk", "payment_id", "status", "amount")),
+        list(Flag.objects.order_by("pk").values_list("order_id", "kind")),
+    )
+
+
+def fresh(order: Order) -> Order:
+    return Order.objects.get(pk=order.pk)
+
+
+def flags(order: Order) -> list[str]:
+    return sorted(Flag.objects.filter(order=order).values_list("kind", flat=True))
+
+
+def records() -> list[Notification]:
+    return list(Notification.objects.order_by("pk"))
+
+
+def pending(provider: Provider) -> Order:
+    """An order whose shopper pressed Pay for `provider`: pending, with its payment recorded."""
+    order = f.order()
+    provider.start(order)
+    return fresh(order)
+
+
+def assert_kept_refused(record: Notification, body: bytes) -> None:
+    """A refused request keeps its first KiB, its length and its hash (of what was read)."""
+    read = body[: MAX_BODY_BYTES + 1]
+    assert bytes(record.body) == read[:REFUSED_BODY_BYTES]
+    assert record.body_length == len(read)
+    assert record.body_sha256 == hashlib.sha256(read).hexdigest()
+    assert (record.event_id, record.biz, record.payment_id, record.outcome) == ("", "", "", "")
+
+
+# The routes.
+
+
+def test_each_provider_has_the_contracts_route():
+    for name in NAMES:
+        assert reverse("checkout:notify", args=[name]) == f"/payments/notify/{name}/"
+
+
+@pytest.mark.django_db
+def test_a_provider_that_is_not_enabled_is_404_and_stores_nothing(client, settings, provider):
+    """Configured, but not listed in PAYMENT_PROVIDERS: its route does not exist."""
+    order = pending(provider)
+    notice = provider.success(order)
+    settings.PAYMENT_PROVIDERS = ["sandbox"]
+    before = money()
+    assert post(client, provider, notice).status_code == 404
+    assert money() == before
+    assert Notification.objects.count() == 0
+    # Any other name, listed or not, is no route either.
+    settings.PAYMENT_PROVIDERS = ["sandbox", provider.name]
+    assert client.post("/payments/notify/paypal/", b"{}", "application/json").status_code == 404
+    assert Notification.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_each_enabled_provider_answers_on_its_own_route(client, settings, tmp_path):
+    """With all three listed, each route verifies with its own provider's keys: a notice genuine
+    for one is refused on the others' routes."""
+    providers = enable(settings, tmp_path, *NAMES)
+    for name, provider in providers.items():
+        order = pending(provider)
+        notice = provider.success(order)
+        for other in providers.values():
+            if other is not provider:
+                other.assert_refused(post(client, other, notice))
+        assert fresh(order).status == OrderStatus.PENDING
+        provider.assert_accepted(post(client, provider, notice))
+        assert fresh(order).status == OrderStatus.PAID, name
+    # A form on a JSON route has no signature headers; JSON on Alipay's is no form.
+    refused_as = {"alipay": "malformed", "wechatpay": "bad_signature", "stripe": "bad_signature"}
+    expected = Counter({(name, "accepted"): 1 for name in NAMES})
+    expected.update({(name, refused_as[name]): 2 for name in NAMES})
+    assert Counter(Notification.objects.values_list("gateway", "verdict")) == expected
+
+
+# Success, duplicates, results for orders that are not waiting.
+
+
+@pytest.mark.django_db
+def test_a_genuine_success_pays_the_pending_order_and_is_stored_accepted(client, provider):
+    order = pending(provider)
+    payment_id = provider.payment_id(order)
+    notice = provider.success(order)
+
+    response = post(client, provider, notice)
+
+    provider.assert_accepted(response)
+    paid = fresh(order)
+    assert paid.status == OrderStatus.PAID and paid.paid_at is not None
+    assert paid.version == order.version + 1
+    assert (paid.provider, paid.payment.payment_id) == (provider.name, payment_id)
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    assert flags(order) == []
+    (record,) = records()
+    assert (record.gateway, record.verdict, record.outcome) == (provider.name, "accepted", "paid")
+    assert (record.biz, record.payment_id) == (order.biz, payment_id)
+    assert record.event_id and record.processed_at is not None
+    assert bytes(record.body) == notice.body  # a genuine one is kept whole
+    assert record.body_length == len(notice.body)
+    assert record.body_sha256 == hashlib.sha256(notice.body).hexdigest()
+
+
+@pytest.mark.django_db
+def test_the_same_notice_twice_changes_the_order_once(client, provider):
+    order = pending(provider)
+    notice = provider.success(order)
+
+    first, second = post(client, provider, notice), post(client, provider, notice)
+
+    provider.assert_accepted(first)
+    provider.assert_accepted(second)  # a duplicate is normal: acknowledged, or it comes again
+    paid = fresh(order)
+    assert paid.status == OrderStatus.PAID and paid.version == order.version + 1
+    assert flags(order) == []
+    assert [(r.gateway, r.verdict, r.outcome) for r in records()] == [
+        (provider.name, "accepted", "paid"),
+        (provider.name, "accepted", "unchanged"),
+    ]
+    assert Payment.objects.filter(order=order).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_success_before_pays_answer_pays_and_records_the_payment(client, provider):
+    """The notice can come before Pay's answer is recorded: the payment is made known by it."""
+    order = f.order(status=OrderStatus.PENDING)
+    provider.open(order)
+    provider.assert_accepted(post(client, provider, provider.success(order)))
+    paid = fresh(order)
+    assert paid.status == OrderStatus.PAID
+    assert (paid.provider, paid.payment.payment_id) == (provider.name, provider.payment_id(order))
+    assert paid.payment.gateway == provider.name
+    assert flags(order) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "flag"),
+    [
+        (OrderStatus.EXPIRED, Flag.Kind.PAID_AFTER_EXPIRY),
+        (OrderStatus.FAILED, Flag.Kind.PAID_AFTER_FAILURE),
+    ],
+)
+def test_a_success_for_an_order_no_longer_waiting_pays_it_and_is_flagged(
+    client, provider, status, flag
+):
+    """The shopper's money was taken: the order is paid, and a person looks at it."""
+    order = pending(provider)
+    Order.objects.filter(pk=order.pk).update(status=status)
+    provider.assert_accepted(post(client, provider, provider.success(order)))
+    assert fresh(order).status == OrderStatus.PAID
+    assert flags(order) == [flag]
+    (record,) = records()
+    assert (record.gateway, record.verdict, record.outcome) == (provider.name, "accepted", "paid")
+
+
+# Reordering: a late or repeated notice never unpays.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("late", ["WAIT_BUYER_PAY", "TRADE_FINISHED"])
+def test_alipay_a_late_notice_after_success_changes_nothing(client, alipay, late):
+    """An older WAIT_BUYER_PAY delivered late, or TRADE_FINISHED (no refund possible any more: the
+    same "paid" again) after TRADE_SUCCESS: acknowledged, no change, no flag."""
+    order = pending(alipay)
+    alipay.assert_accepted(post(client, alipay, alipay.notice(order, "TRADE_SUCCESS")))
+    paid = fresh(order)
+    alipay.assert_accepted(post(client, alipay, alipay.notice(order, late)))
+    assert fresh(order).status == OrderStatus.PAID
+    assert fresh(order).version == paid.version
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    assert flags(order) == []
+    assert [(r.gateway, r.verdict, r.outcome) for r in records()] == [
+        ("alipay", "accepted", "paid"),
+        ("alipay", "accepted", "unchanged"),
+    ]
+
+
+@pytest.mark.django_db
+def test_alipay_trade_finished_pays_a_pending_order(client, alipay):
+    order = pending(alipay)
+    alipay.assert_accepted(post(client, alipay, alipay.notice(order, "TRADE_FINISHED")))
+    assert fresh(order).status == OrderStatus.PAID
+    assert flags(order) == []
+
+
+@pytest.mark.django_db
+def test_alipay_trade_closed_on_a_paid_trade_is_a_refund_flagged_never_an_unpaying(client, alipay):
+    order = pending(alipay)
+    alipay.assert_accepted(post(client, alipay, alipay.notice(order, "TRADE_SUCCESS")))
+    paid = fresh(order)
+    closed = alipay.notice(order, "TRADE_CLOSED")
+
+    alipay.assert_accepted(post(client, alipay, closed))
+    alipay.assert_accepted(post(client, alipay, closed))  # delivered again: flagged once
+
+    after = fresh(order)
+    assert after.status == OrderStatus.PAID
+    assert (after.version, after.paid_at) == (paid.version, paid.paid_at)
+    assert flags(order) == [Flag.Kind.REFUNDED]
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    assert [(r.verdict, r.outcome) for r in records()] == [
+        ("accepted", "paid"),
+        ("accepted", "unchanged"),
+        ("accepted", "unchanged"),
+    ]
+
+
+@pytest.mark.django_db
+def test_alipay_trade_closed_on_an_unpaid_trade_ends_the_order(client, alipay):
+    order = pending(alipay)
+    alipay.assert_accepted(post(client, alipay, alipay.notice(order, "TRADE_CLOSED")))
+    assert fresh(order).status == OrderStatus.EXPIRED
+    assert flags(order) == []
+    assert Payment.objects.get(order=order).status == PaymentStatus.CLOSED
+    # A success after all (the code was paid as it closed): paid, and flagged.
+    alipay.assert_accepted(post(client, alipay, alipay.notice(order, "TRADE_SUCCESS")))
+    assert fresh(order).status == OrderStatus.PAID
+    assert flags(order) == [Flag.Kind.PAID_AFTER_EXPIRY]
+
+
+@pytest.mark.django_db
+def test_stripe_expired_after_completed_never_unpays(client, stripe):
+    order = pending(stripe)
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, COMPLETED)))
+    paid = fresh(order)
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, EXPIRED)))
+    after = fresh(order)
+    assert after.status == OrderStatus.PAID
+    assert (after.version, after.paid_at) == (paid.version, paid.paid_at)
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    # A paid payment reported closed is flagged for a person (the shop's one rule for every
+    # provider, named after Alipay's refund): a paid Checkout Session never expires at Stripe, so
+    # such an event is either a replay or Stripe's mistake, and the order itself is not touched.
+    assert flags(order) == [Flag.Kind.REFUNDED]
+    assert [(r.gateway, r.verdict, r.outcome) for r in records()] == [
+        ("stripe", "accepted", "paid"),
+        ("stripe", "accepted", "unchanged"),
+    ]
+
+
+@pytest.mark.django_db
+def test_stripe_completed_unpaid_waits_then_async_payment_succeeded_pays(client, stripe):
+    """A delayed payment method: the session completes unpaid, and the money comes later."""
+    order = pending(stripe)
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, COMPLETED, paid=False)))
+    waiting = fresh(order)
+    assert waiting.status == OrderStatus.PENDING and waiting.version == order.version
+    assert Payment.objects.get(order=order).status == PaymentStatus.PENDING
+
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, ASYNC_SUCCEEDED)))
+
+    assert fresh(order).status == OrderStatus.PAID
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    assert flags(order) == []
+    assert [(r.gateway, r.verdict, r.outcome) for r in records()] == [
+        ("stripe", "accepted", "unchanged"),
+        ("stripe", "accepted", "paid"),
+    ]
+
+
+@pytest.mark.django_db
+def test_stripe_completed_unpaid_then_async_payment_failed_fails_the_order(client, stripe):
+    order = pending(stripe)
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, COMPLETED, paid=False)))
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, ASYNC_FAILED)))
+    assert fresh(order).status == OrderStatus.FAILED
+    assert Payment.objects.get(order=order).status == PaymentStatus.FAILED
+    assert flags(order) == []
+    assert [r.outcome for r in records()] == ["unchanged", "failed"]
+
+
+@pytest.mark.django_db
+def test_stripe_a_late_completed_unpaid_after_async_success_changes_nothing(client, stripe):
+    """Stripe does not promise its events in order: the earlier event arriving last."""
+    order = pending(stripe)
+    early = stripe.notice(order, COMPLETED, paid=False)
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, ASYNC_SUCCEEDED)))
+    paid = fresh(order)
+    stripe.assert_accepted(post(client, stripe, early))
+    assert fresh(order).status == OrderStatus.PAID
+    assert fresh(order).version == paid.version
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    assert flags(order) == []
+
+
+@pytest.mark.django_db
+def test_stripe_expired_ends_a_pending_order(client, stripe):
+    order = pending(stripe)
+    stripe.assert_accepted(post(client, stripe, stripe.notice(order, EXPIRED)))
+    assert fresh(order).status == OrderStatus.EXPIRED
+    assert Payment.objects.get(order=order).status == PaymentStatus.CLOSED
+    assert flags(order) == []
+
+
+@pytest.mark.django_db
+def test_wechatpay_a_redelivery_signed_anew_is_a_duplicate(client, wechatpay):
+    """WeChat Pay signs each attempt with the time it is sent: the same event, new headers."""
+    order = pending(wechatpay)
+    notice = wechatpay.success(order)
+    again = wechatpay.signed(notice.body)
+    assert again.headers["Wechatpay-Nonce"] != notice.headers["Wechatpay-Nonce"]
+    wechatpay.assert_accepted(post(client, wechatpay, notice))
+    wechatpay.assert_accepted(post(client, wechatpay, again))
+    assert fresh(order).status == OrderStatus.PAID
+    assert fresh(order).version == order.version + 1
+    assert [r.outcome for r in records()] == ["paid", "unchanged"]
+    assert flags(order) == []
+
+
+# Forgeries: refused in the provider's words, stored, nothing changed.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "forgery"),
+    [(name, forgery) for name in NAMES for forgery in FORGERIES[name]],
+    ids=[f"{name}: {forgery}" for name in NAMES for forgery in FORGERIES[name]],
+)
+def test_a_forged_notice_is_refused_stored_and_changes_nothing(
+    client, settings, tmp_path, name, forgery
+):
+    provider = enable(settings, tmp_path, name)[name]
+    order = pending(provider)
+    notice, verdict = provider.forgery(order, forgery)
+    before = money()
+
+    response = post(client, provider, notice)
+
+    provider.assert_refused(response)
+    assert money() == before
+    (record,) = records()
+    assert (record.gateway, record.verdict) == (name, verdict)
+    assert record.processed_at is not None and record.detail
+    assert_kept_refused(record, notice.body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("skew", [-290, 290])
+def test_a_notice_signed_within_300_seconds_either_way_is_accepted(client, provider, skew):
+    """The other side of the forgeries' old and future timestamps."""
+    order = pending(provider)
+    at = datetime.now(UTC) + timedelta(seconds=skew)
+    match provider:
+        case AlipayProvider():
+            notice = provider.form(provider.fields(order, notify_time=at))
+        case WechatPayProvider():
+            notice = provider.signed(provider.success(order).body, timestamp=int(at.timestamp()))
+        case StripeProvider():
+            notice = provider.signed(provider.success(order).body, timestamp=int(at.timestamp()))
+    provider.assert_accepted(post(client, provider, notice))
+    assert fresh(order).status == OrderStatus.PAID
+
+
+@pytest.mark.django_db
+def test_a_stripe_test_mode_event_to_a_live_mode_shop_is_refused(client, stripe, settings):
+    """A live secret key takes live events only: a test-mode payment is no money."""
+    settings.STRIPE_SECRET_KEY = "sk_live_" + "a" * 99
+    order = pending(stripe)
+    before = money()
+    response = post(client, stripe, stripe.success(order))
+    stripe.assert_refused(response)
+    assert money() == before
+    assert [(r.gateway, r.verdict) for r in records()] == [("stripe", "malformed")]
+
+
+@pytest.mark.django_db
+def test_a_refused_body_keeps_its_first_kib_its_length_and_its_hash(client, provider):
+    """Anyone can send refused requests, as many as they like: each keeps 1 KiB of its body."""
+    order = pending(provider)
+    notice = provider.padded(order, 8 * 1024, genuine=False)
+    assert len(notice.body) == 8 * 1024
+    before = money()
+    provider.assert_refused(post(client, provider, notice))
+    assert money() == before
+    (record,) = records()
+    assert (record.gateway, record.verdict) == (provider.name, "bad_signature")
+    assert_kept_refused(record, notice.body)
+
+
+@pytest.mark.django_db
+def test_a_genuine_padded_notice_is_kept_whole(client, provider):
+    order = pending(provider)
+    notice = provider.padded(order, 8 * 1024)
+    provider.assert_accepted(post(client, provider, notice))
+    assert fresh(order).status == OrderStatus.PAID
+    (record,) = records()
+    assert bytes(record.body) == notice.body and record.body_length == 8 * 1024
+
+
+# Amounts, unknown orders.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("alipay", "amount"),
+        ("wechatpay", "amount"),
+        ("wechatpay", "currency"),
+        ("stripe", "amount"),
+        ("stripe", "currency"),
+    ],
+)
+def test_a_success_for_another_amount_never_pays_and_is_flagged(
+    client, settings, tmp_path, name, change
+):
+    """Genuine, so acknowledged (a retry cannot change it), and kept for a person."""
+    provider = enable(settings, tmp_path, name)[name]
+    order = pending(provider)
+    provider.assert_accepted(post(client, provider, provider.wrong_amount(order, change)))
+    after = fresh(order)
+    assert after.status == OrderStatus.PENDING and after.version == order.version
+    assert flags(order) == [Flag.Kind.AMOUNT_MISMATCH]
+    (record,) = records()
+    assert (record.gateway, record.verdict, record.outcome) == (
+        name,
+        "accepted",
+        Flag.Kind.AMOUNT_MISMATCH,
+    )
+    # The genuine success for the right amount still pays it.
+    provider.assert_accepted(post(client, provider, provider.success(order)))
+    assert fresh(order).status == OrderStatus.PAID
+
+
+@pytest.mark.django_db
+def test_a_notice_about_an_order_the_shop_does_not_have_is_recorded_and_acknowledged(
+    client, provider
+):
+    """Well signed, about no order of ours: a retry cannot make it known, so success."""
+    unrelated = pending(provider)
+    nobody = ghost()
+    notice = provider.success(nobody)
+    before = money()
+
+    provider.assert_accepted(post(client, provider, notice))
+
+    assert money() == before
+    assert not Order.objects.filter(biz=nobody.biz).exists()
+    assert fresh(unrelated).status == OrderStatus.PENDING
+    (record,) = records()
+    assert (record.gateway, record.verdict, record.outcome) == (
+        provider.name,
+        "unknown_order",
+        "unknown_order",
+    )
+    assert record.biz == nobody.biz
+    assert bytes(record.body) == notice.body
+
+
+# Malformed and oversized bodies.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "case"),
+    [(name, case) for name in NAMES for case in MALFORMED[name]],
+    ids=[f"{name}: {case}" for name in NAMES for case in MALFORMED[name]],
+)
+def test_a_malformed_body_is_refused_stored_and_changes_nothing(
+    client, settings, tmp_path, name, case
+):
+    provider = enable(settings, tmp_path, name)[name]
+    order = pending(provider)
+    notice, verdict = provider.malformed(order, case)
+    before = money()
+
+    response = post(client, provider, notice)
+
+    provider.assert_refused(response)
+    assert money() == before
+    (record,) = records()
+    assert (record.gateway, record.verdict) == (name, verdict)
+    assert_kept_refused(record, notice.body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES + 1, 4 * MAX_BODY_BYTES])
+def test_a_body_over_64_kib_is_refused_stored_and_changes_nothing(client, provider, size):
+    """Even genuinely signed: the shop reads 64 KiB and one byte, and stops."""
+    order = pending(provider)
+    notice = provider.padded(order, size)
+    assert len(notice.body) == size
+    before = money()
+
+    response = post(client, provider, notice)
+
+    provider.assert_refused(response)
+    assert money() == before
+    (record,) = records()
+    assert (record.gateway, record.verdict) == (provider.name, "too_large")
+    assert record.body_length == MAX_BODY_BYTES + 1
+    assert_kept_refused(record, notice.body)
+
+
+@pytest.mark.django_db
+def test_a_genuine_notice_of_exactly_64_kib_is_accepted_where_the_provider_allows_it(
+    client, provider
+):
+    """64 KiB is the shop's limit; Alipay's notices are never over 16 KiB, so its adapter stops
+    there (malformed), the others take the whole 64 KiB."""
+    order = pending(provider)
+    notice = provider.padded(order, MAX_BODY_BYTES)
+    response = post(client, provider, notice)
+    (record,) = records()
+    if isinstance(provider, AlipayProvider):
+        provider.assert_refused(response)
+        assert record.verdict == "malformed"
+        assert fresh(order).status == OrderStatus.PENDING
+    else:
+        provider.assert_accepted(response)
+        assert record.verdict == "accepted" and bytes(record.body) == notice.body
+        assert fresh(order).status == OrderStatus.PAID
+
+
+# Metrics.
+
+
+def notifications_counted(client, **labels: str) -> float:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.content.decode()):
+        if family.name == "checkout_notifications":
+            for sample in family.samples:
+                if sample.name == "checkout_notifications_total" and sample.labels == labels:
+                    return sample.value
+    return 0.0
+
+
+@pytest.mark.django_db
+def test_metrics_count_notifications_per_provider_verdict_and_outcome(client, provider):
+    order = pending(provider)
+    paid = {"provider": provider.name, "verdict": "accepted", "outcome": "paid"}
+    forged = {"provider": provider.name, "verdict": "bad_signature", "outcome": "none"}
+    before = notifications_counted(client, **paid), notifications_counted(client, **forged)
+
+    forgery, _ = provider.forgery(order, FORGERIES[provider.name][0])  # refused: bad_signature
+    provider.assert_refused(post(client, provider, forgery))
+    provider.assert_accepted(post(client, provider, provider.success(order)))
+
+    after = notifications_counted(client, **paid), notifications_counted(client, **forged)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+# Django's async chain, as an ASGI server runs the view.
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_genuine_success_is_applied_on_djangos_async_chain(async_client, provider):
+    order = await sync_to_async(pending)(provider)
+    notice = await sync_to_async(provider.success)(order)
+    response = await apost(async_client, provider, notice)
+    provider.assert_accepted(response)
+    assert not response.cookies
+    assert (await Order.objects.aget(pk=order.pk)).status == OrderStatus.PAID
+    record = await Notification.objects.aget()
+    assert (record.gateway, record.verdict, record.outcome) == (provider.name, "accepted", "paid")
+
+
+# Across providers.
+
+
+@pytest.mark.django_db
+def test_a_success_from_a_provider_switched_from_after_the_order_was_paid_is_flagged_paid_twice(
+    client, settings, tmp_path
+):
+    """The shopper scanned Alipay's code, then paid with WeChat Pay, then paid Alipay's code too:
+    the order is paid once, and flagged so that a person refunds one of the payments."""
+    providers = enable(settings, tmp_path, "alipay", "wechatpay")
+    alipay, wechatpay = providers["alipay"], providers["wechatpay"]
+    order = pending(alipay)
+    wechatpay.open(order)
+
+    wechatpay.assert_accepted(post(client, wechatpay, wechatpay.success(order)))
+    paid = fresh(order)
+    assert paid.status == OrderStatus.PAID and flags(order) == []
+    alipay.assert_accepted(post(client, alipay, alipay.success(order)))
+
+    after = fresh(order)
+    assert after.status == OrderStatus.PAID
+    assert (after.version, after.paid_at) == (paid.version, paid.paid_at)
+    assert flags(order) == [Flag.Kind.PAID_TWICE]
+    assert dict(Payment.objects.filter(order=order).values_list("gateway", "status")) == {
+        "alipay": PaymentStatus.SUCCEEDED,
+        "wechatpay": PaymentStatus.SUCCEEDED,
+    }
+    assert [(r.gateway, r.outcome) for r in records()] == [
+        ("wechatpay", "paid"),
+        ("alipay", "unchanged"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_stripe_session_of_another_order_never_pays_this_one(client, stripe):
+    """Well signed, but the session is another order's: flagged, neither order paid."""
+    order, other = pending(stripe), pending(stripe)
+    body = json.loads(stripe.event(other))
+    body["data"]["object"]["client_reference_id"] = order.biz
+    stripe.assert_accepted(post(client, stripe, stripe.signed(json.dumps(body).encode())))
+    assert fresh(order).status == fresh(other).status == OrderStatus.PENDING
+    assert flags(order) == [Flag.Kind.FOREIGN_PAYMENT] and flags(other) == []
+    (record,) = records()
+    assert (record.verdict, record.outcome) == ("accepted", Flag.Kind.FOREIGN_PAYMENT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_genuine_stripe_event_with_a_long_id_is_stored_and_applied(client, stripe, postgres):
+    """PostgreSQL enforces the column's length (SQLite would store the id whole)."""
+    order = pending(stripe)
+    body = json.loads(stripe.event(order))
+    body["id"] = "evt_" + "A" * 96  # within the adapter's EVENT_ID pattern (up to 255)
+    notice = stripe.signed(json.dumps(body).encode())
+
+    response = post(client, stripe, notice)
+
+    assert response.status_code == 200, response.status_code
+    assert fresh(order).status == OrderStatus.PAID
+    (record,) = records()
+    assert (record.verdict, record.event_id) == ("accepted", body["id"])
+
+
+# Fuzz: whatever anyone sends to a provider's route.
+
+ALIPAY_MAX_BYTES = 16 * 1024  # the Alipay adapter's own limit: a genuine notice is under 4 KiB
+SIZES = [
+    REFUSED_BODY_BYTES - 1,
+    REFUSED_BODY_BYTES + 1,
+    ALIPAY_MAX_BYTES + 1,
+    60 * 1024,
+    MAX_BODY_BYTES,
+    MAX_BODY_BYTES + 1,
+    MAX_BODY_BYTES + 4096,
+]
+KEPT_WHOLE = {
+    Notification.Verdict.ACCEPTED,
+    Notification.Verdict.UNKNOWN_ORDER,
+    Notification.Verdict.RECEIVED,
+}
+
+
+@dataclass
+class Sent:
+    """One request as sent. `signed`: the provider's signature is on it and fresh, so the shop may
+    act on it; `genuine`: exactly a notice the provider sends about the order, so it must be
+    acknowledged (and `pays`: it pays the order)."""
+
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    remote_addr: str = "127.0.0.1"
+    signed: bool = False
+    genuine: bool = False
+    pays: bool = False
+
+
+# Header text as a server hands it to Django: any bytes, read as latin-1.
+header_text = st.one_of(
+    st.binary(max_size=40).map(lambda raw: raw.decode("latin-1")),
+    st.text(max_size=40),
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**31 - 2, max_value=2**70)
+    | st.floats()
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=8,
+)
+_DELETE = object()
+content_types = st.one_of(
+    st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "",
+        ]
+    ),
+    st.text(st.characters(max_codepoint=127), max_size=40),
+)
+other_headers = st.dictionaries(
+    st.sampled_from(
+        ["User-Agent", "Accept", "Cookie", "Content-Encoding", "X-Forwarded-For", "Request-ID"]
+    ),
+    header_text,
+    max_size=3,
+)
+remote_addrs = st.one_of(
+    st.sampled_from(["127.0.0.1", "::1", "2001:db8::1", ""]), header_text, st.text(min_size=65)
+)
+
+
+def _replaced(document: Any, path: tuple, value: object) -> Any:
+    copy = json.loads(json.dumps(document))
+    target = copy
+    for step in path[:-1]:
+        target = target[step]
+    if value is _DELETE:
+        target.pop(path[-1], None)
+    else:
+        target[path[-1]] = value
+    return copy
+
+
+@st.composite
+def mutations(draw, body: bytes) -> bytes:
+    """`body` with a few bytes flipped, inserted or deleted, or cut short (maybe back as it was)."""
+    data = bytearray(body)
+    for kind, at, value in draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["flip", "insert", "delete", "cut"]),
+                st.integers(0, 2**20),
+                st.integers(1, 255),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    ):
+        at %= max(len(data), 1)
+        if kind == "flip" and data:
+            data[at] ^= value
+        elif kind == "insert":
+            data.insert(at, value)
+        elif kind == "delete" and data:
+            del data[at]
+        elif kind == "cut":
+            del data[at:]
+    return bytes(data)
+
+
+@st.composite
+def garbage(draw) -> bytes:
+    """Bodies that are nobody's notice: random bytes, any size around the limits, deep nesting."""
+    kind = draw(st.sampled_from(["bytes", "size", "nested"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=2048))
+    if kind == "size":
+        pattern = draw(st.binary(min_size=1, max_size=8))
+        size = draw(st.sampled_from(SIZES))
+        return (pattern * (size // len(pattern) + 1))[:size]
+    depth = draw(st.integers(1, 40_000))
+    opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+    return opener * depth + b"1" + closer * depth
+
+
+def _alipay_fields(body: bytes) -> tuple[dict[str, str], bytes]:
+    """An Alipay notice's fields but `sign`, and its signature's bytes, read strictly."""
+    pairs = parse_qsl(
+        body.decode("utf-8"),
+        keep_blank_values=True,
+        strict_parsing=True,
+        encoding="utf-8",
+        errors="strict",
+        max_num_fields=64,
+    )
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise ValueError("a field is repeated")
+    return fields, base64.b64decode(fields.pop("sign"), validate=True)
+
+
+def alipay_same(body: bytes, original: bytes) -> bool:
+    """Whether `body` says exactly what `original` does, as Alipay signed it (a changed `%3A`
+    that is `%3a` now, or a signature's unused base64 bits, change nothing)."""
+    if len(body) > ALIPAY_MAX_BYTES:
+        return False
+    try:
+        return _alipay_fields(body) == _alipay_fields(original)
+    except (ValueError, KeyError):
+        return False
+
+
+@st.composite
+def alipay_requests(draw, alipay: AlipayProvider, order: Order) -> Sent:
+    kind = draw(
+        st.sampled_from(
+            ["notice", "reshaped", "wrong key", "stale", "mutated", "padded", "not a form", "junk"]
+        )
+    )
+    signed = genuine = pays = False
+    if kind == "notice":
+        status = draw(
+            st.sampled_from(["TRADE_SUCCESS", "TRADE_FINISHED", "WAIT_BUYER_PAY", "TRADE_CLOSED"])
+        )
+        body = alipay.notice(order, status).body
+        signed = genuine = True
+        pays = status in ("TRADE_SUCCESS", "TRADE_FINISHED")
+    elif kind == "reshaped":  # signed by Alipay, but with a field changed, removed or added
+        fields = alipay.fields(order)
+        name = draw(st.sampled_from([*sorted(fields), "sign_type", "extra"]))
+        value = draw(st.one_of(st.text(max_size=30), st.just(_DELETE)))
+        if value is _DELETE:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+        body = urlencode(alipay.fake.sign_notice(fields)).encode()
+        signed = True
+    elif kind == "wrong key":
+        body = alipay.form(alipay.fields(order), key=private_pem(key("stranger"))).body
+    elif kind == "stale":
+        skew = draw(st.sampled_from([-1, 1])) * draw(st.integers(310, 10**8))
+        at = datetime.now(UTC) + timedelta(seconds=skew)
+        body = alipay.form(alipay.fields(order, notify_time=at)).body
+    elif kind == "mutated":
+        original = alipay.notice(order).body
+        body = draw(mutations(original))
+        signed = genuine = pays = alipay_same(body, original)
+    elif kind == "padded":
+        size = draw(st.sampled_from([ALIPAY_MAX_BYTES, ALIPAY_MAX_BYTES + 1, MAX_BODY_BYTES + 1]))
+        body = alipay.padded(order, size).body
+        signed = genuine = pays = size <= ALIPAY_MAX_BYTES
+    elif kind == "not a form":
+        body = json.dumps(alipay.fake.sign_notice(alipay.fields(order))).encode()
+    else:
+        body = draw(garbage())
+    return Sent(
+        body, draw(content_types), draw(other_headers), signed=signed, genuine=genuine, pays=pays
+    )
+
+
+WECHATPAY_HEADERS = [
+    "Wechatpay-Serial",
+    "Wechatpay-Timestamp",
+    "Wechatpay-Nonce",
+    "Wechatpay-Signature",
+    "Wechatpay-Signature-Type",
+]
+
+
+@st.composite
+def wechatpay_headers(
+    draw, wechatpay: WechatPayProvider, body: bytes, original: bytes
+) -> tuple[dict[str, str], bool, bool]:
+    """Headers, whether they carry WeChat Pay's fresh signature of `body`, and whether exactly as
+    WeChat Pay sends them. `original`: the body before any mutation."""
+    kind = draw(
+        st.sampled_from(
+            ["genuine", "original", "wrong key", "stale", "one changed", "none", "junk"]
+        )
+    )
+    if kind == "genuine":
+        return wechatpay.signed(body).headers, True, True
+    if kind == "original":  # signed before the body was changed
+        return wechatpay.signed(original).headers, body == original, body == original
+    if kind == "wrong key":
+        return wechatpay.signed(body, key=key("stranger")).headers, False, False
+    if kind == "stale":
+        skew = draw(st.sampled_from([-1, 1])) * draw(st.integers(310, 10**8))
+        return wechatpay.signed(body, timestamp=int(time.time()) + skew).headers, False, False
+    if kind == "one changed":  # may still verify (an empty Signature-Type is WeChat's default)
+        headers = wechatpay.signed(body).headers
+        name = draw(st.sampled_from(WECHATPAY_HEADERS))
+        value = draw(st.one_of(header_text, st.just(None)))
+        if value is None:
+            headers.pop(name)
+        else:
+            headers[name] = value
+        return headers, True, False
+    if kind == "none":
+        return {}, False, False
+    names = draw(st.lists(st.sampled_from(WECHATPAY_HEADERS), unique=True))
+    return {name: draw(header_text) for name in names}, False, False
+
+
+@st.composite
+def wechatpay_requests(draw, wechatpay: WechatPayProvider, order: Order) -> Sent:
+    kind = draw(st.sampled_from(["notice", "envelope", "transaction", "mutated", "padded", "junk"]))
+    well_formed = False
+    envelope = wechatpay.envelope(wechatpay.transaction(order))
+    if kind == "notice":
+        body = envelope
+        well_formed = True
+    elif kind == "envelope":  # a field of the envelope changed, removed or added
+        path = draw(
+            st.sampled_from(
+                [
+                    ("id",),
+                    ("create_time",),
+                    ("resource_type",),
+                    ("event_type",),
+                    ("resource",),
+                    ("resource", "algorithm"),
+                    ("resource", "ciphertext"),
+                    ("resource", "nonce"),
+                    ("resource", "associated_data"),
+                    ("resource", "original_type"),
+                    ("extra",),
+                ]
+            )
+        )
+        value = draw(st.one_of(json_values, st.just(_DELETE)))
+        body = json.dumps(_replaced(json.loads(envelope), path, value)).encode()
+    elif kind == "transaction":  # the encrypted transaction changed, removed or added to
+        transaction = wechatpay.transaction(order)
+        path = draw(
+            st.sampled_from(
+                [(name,) for name in sorted(transaction)]
+                + [("amount", "total"), ("amount", "currency"), ("extra",)]
+            )
+        )
+        value = draw(st.one_of(json_values, st.just(_DELETE)))
+        body = wechatpay.envelope(_replaced(transaction, path, value))
+    elif kind == "mutated":
+        body = draw(mutations(envelope))
+    elif kind == "padded":
+        size = draw(st.sampled_from([MAX_BODY_BYTES, MAX_BODY_BYTES + 1]))
+        body = wechatpay.padded(order, size).body
+        well_formed = size <= MAX_BODY_BYTES
+    else:
+        body = draw(garbage())
+    original = envelope if kind == "mutated" else body
+    headers, signed, exact = draw(wechatpay_headers(wechatpay, body, original))
+    within = len(body) <= MAX_BODY_BYTES
+    genuine = (well_formed or body == envelope) and exact
+    headers |= draw(other_headers)
+    return Sent(
+        body,
+        draw(content_types),
+        headers,
+        signed=signed and within,
+        genuine=genuine,
+        pays=genuine,
+    )
+
+
+stripe_parts = st.one_of(
+    st.tuples(st.sampled_from(["t", "v1", "v0", "T", " t"]), header_text).map("=".join),
+    st.sampled_from(["", " ", "=", "t", "v1", f"v1={'0' * 64}"]),
+    header_text,
+)
+
+
+@st.composite
+def stripe_header(
+    draw, stripe: StripeProvider, body: bytes, original: bytes
+) -> tuple[str | None, bool, bool]:
+    """A Stripe-Signature value (None: no header), whether it carries a fresh signature of
+    `body` with the webhook secret, and whether exactly as Stripe writes it."""
+    kind = draw(
+        st.sampled_from(
+            ["genuine", "original", "genuine+junk", "other secret", "stale", "none", "junk"]
+        )
+    )
+    header = stripe.fake.signature_header
+    if kind == "genuine":
+        return header(body), True, True
+    if kind == "original":
+        return header(original), body == original, body == original
+    if kind == "other secret":
+        return header(body, secret="whsec_" + "z" * 32), False, False
+    if kind == "stale":
+        skew = draw(st.sampled_from([-1, 1])) * draw(st.integers(310, 10**8))
+        return header(body, timestamp=int(time.time()) + skew), False, False
+    if kind == "none":
+        return None, False, False
+    junk = draw(st.lists(stripe_parts, max_size=6))
+    if kind == "genuine+junk":
+        junk.insert(draw(st.integers(0, len(junk))), header(body))
+    return draw(st.sampled_from([",", ", ", ";"])).join(junk), kind == "genuine+junk", False
+
+
+@st.composite
+def stripe_requests(draw, stripe: StripeProvider, order: Order) -> Sent:
+    kind = draw(st.sampled_from(["notice", "event", "reshaped", "mutated", "padded", "junk"]))
+    well_formed = pays = False
+    completed = stripe.event(order)
+    if kind == "notice":
+        body = completed
+        well_formed = pays = True
+    elif kind == "event":  # another of the events the shop takes, about the same session
+        event_type, paid = draw(
+            st.sampled_from(
+                [
+                    (COMPLETED, False),
+                    (ASYNC_SUCCEEDED, True),
+                    (ASYNC_FAILED, False),
+                    (EXPIRED, False),
+                ]
+            )
+        )
+        body = stripe.event(order, event_type, paid=paid)
+        well_formed, pays = True, event_type == ASYNC_SUCCEEDED
+    elif kind == "reshaped":
+        path = draw(
+            st.sampled_from(
+                [
+                    ("id",),
+                    ("object",),
+                    ("type",),
+                    ("created",),
+                    ("livemode",),
+                    ("data",),
+                    ("data", "object"),
+                    *[("data", "object", name) for name in sorted(stripe.open(order))],
+                    ("extra",),
+                ]
+            )
+        )
+        value = draw(st.one_of(json_values, st.just(_DELETE)))
+        body = json.dumps(_replaced(json.loads(completed), path, value)).encode()
+    elif kind == "mutated":
+        body = draw(mutations(completed))
+    elif kind == "padded":
+        size = draw(st.sampled_from([MAX_BODY_BYTES, MAX_BODY_BYTES + 1]))
+        body = stripe.padded(order, size).body
+        well_formed = pays = size <= MAX_BODY_BYTES
+    else:
+        body = draw(garbage())
+    original = completed if kind == "mutated" else body
+    header, signed, exact = draw(stripe_header(stripe, body, original))
+    headers = draw(other_headers)
+    if header is not None:
+        headers["Stripe-Signature"] = header
+    genuine = (well_formed or body == completed) and exact
+    return Sent(
+        body,
+        draw(content_types),
+        headers,
+        signed=signed and len(body) <= MAX_BODY_BYTES,
+        genuine=genuine,
+        pays=genuine and (pays or body == completed),
+    )
+
+
+REQUESTS = {"alipay": alipay_requests, "wechatpay": wechatpay_requests, "stripe": stripe_requests}
+
+
+class ProvidersNotifyFuzzTest(TestCase):
+    """Every answer 2xx or 4xx in the provider's words, every request stored (a refused one with
+    its first KiB, its length and its hash), no order, payment or flag changed unless the request
+    carries the provider's fresh signature, every genuine notice acknowledged, and no error
+    logged."""
+
+    @pytest.fixture(autouse=True)
+    def _providers(self, settings, tmp_path, caplog, monkeypatch):
+        self.providers = enable(settings, tmp_path, *NAMES)
+        # The shop's and Django's loggers do not propagate to caplog's handler by default.
+        for name in ("checkout", "django"):
+            monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+        caplog.set_level(logging.INFO)
+        self.logs = caplog
+
+    def check(self, data, send: Callable) -> None:
+        provider = self.providers[data.draw(st.sampled_from(NAMES), label="provider")]
+        order = pending(provider)
+        sent = data.draw(REQUESTS[provider.name](provider, order))
+        sent.remote_addr = data.draw(remote_addrs)
+        # A server reads header bytes as latin-1; text beyond it arrives as its UTF-8 bytes.
+        sent.headers = {k: v.encode().decode("latin-1") for k, v in sent.headers.items()}
+        before, stored = money(), Notification.objects.count()
+        self.logs.clear()
+
+        response = send(provider, sent)
+
+        self.assertTrue(200 <= response.status_code < 500, response.status_code)
+        if response.status_code < 300:
+            provider.assert_accepted(response)
+        else:
+            provider.assert_refused(response)
+        self.assertEqual(Notification.objects.count(), stored + 1, "every request is stored")
+        record = Notification.objects.order_by("pk").last()
+        self.assertEqual(record.gateway, provider.name)
+        event(f"{provider.name} {response.status_code} {record.verdict} {record.outcome or '-'}")
+        read = sent.body[: MAX_BODY_BYTES + 1]  # the view stops reading there
+        self.assertEqual(record.body_length, len(read))
+        self.assertEqual(record.body_sha256, hashlib.sha256(read).hexdigest())
+        kept = read if record.verdict in KEPT_WHOLE else read[:REFUSED_BODY_BYTES]
+        self.assertEqual(bytes(record.body), kept)
+        if not sent.signed:
+            self.assertGreaterEqual(response.status_code, 400)
+            self.assertEqual(money(), before, "only a genuine notification changes anything")
+        if sent.genuine:
+            self.assertLess(response.status_code, 300)
+            self.assertEqual(record.verdict, Notification.Verdict.ACCEPTED)
+            if sent.pays:
+                self.assertEqual(fresh(order).status, OrderStatus.PAID)
+        errors = [r for r in self.logs.records if r.levelno >= logging.ERROR or r.exc_info]
+        self.assertEqual(errors, [], "nothing anyone sends is logged as an error")
+
+    @hypothesis_settings(
+        max_examples=100,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.data())
+    def test_any_request_is_answered_stored_and_changes_nothing_unless_genuine(self, data):
+        def send(provider: Provider, sent: Sent):
+            return self.client.generic(
+                "POST",
+                provider.route,
+                sent.body,
+                content_type=sent.content_type,
+                headers=sent.headers,
+                REMOTE_ADDR=sent.remote_addr,
+            )
+
+        self.check(data, send)
+
+    @hypothesis_settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.data())
+    def test_the_same_holds_on_djangos_async_chain(self, data):
+        @async_to_sync
+        async def send(provider: Provider, sent: Sent):
+            return await self.async_client.generic(
+                "POST",
+                provider.route,
+                sent.body,
+                content_type=sent.content_type,
+                headers=sent.headers,
+            )
+
+        self.check(data, send)
