@@ -144,6 +144,7 @@ class Shoppers:
                 lines.append(f"page{number}: closed")
                 continue
             shot = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', test_name)}-page{number}.png"
+            page.bring_to_front()  # a tab in the background renders no frame to take
             page.screenshot(path=shot, full_page=True)
             status = page.locator("#payment-status")
             panel = status.first.evaluate("e => e.outerHTML") if status.count() else "(none)"

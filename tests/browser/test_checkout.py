@@ -43,9 +43,10 @@ def wait_for_stream(page: Page, opens: int = 1, timeout: float = RESULT_TIMEOUT_
     page.wait_for_function(f"() => window.__ws && window.__ws.opens >= {opens}", timeout=timeout)
 
 
-def buy(page: Page) -> str:
-    """Buy the first product; returns the order's biz, with the page's status stream open."""
-    page.goto("/")
+def buy(page: Page, catalogue: str = "/") -> str:
+    """Buy the first product from `catalogue` (by default the context's base URL's); returns the
+    order's biz, with the page's status stream open."""
+    page.goto(catalogue)
     page.get_by_role("button", name=re.compile(r"^Buy ")).first.click()
     page.wait_for_url(ORDER_PATH)  # and its load event: the scripts have run
     assert page.evaluate("typeof window.htmx") == "object", "htmx did not load on the order page"
@@ -66,11 +67,16 @@ def pay(page: Page) -> str:
     expect(status(page)).to_have_attribute("data-status", "pending")
     href = status(page).locator("a.cashier-link").get_attribute("href")
     assert href, "the pending panel has no cashier link"
+    assert urljoin(page.url, scanned(page)) == urljoin(page.url, href)
+    return urljoin(page.url, href)
+
+
+def scanned(page: Page) -> str:
+    """What the pending panel's QR code reads, as on screen."""
     shown = Image.open(io.BytesIO(status(page).locator("figure.qr svg").screenshot()))
     code = zxingcpp.read_barcode(shown, formats=zxingcpp.BarcodeFormat.QRCode)
     assert code is not None, "the QR code on screen does not scan"
-    assert urljoin(page.url, code.text) == urljoin(page.url, href)
-    return urljoin(page.url, href)
+    return code.text
 
 
 def decide(page: Page, cashier_url: str, decision: str) -> None:

@@ -189,7 +189,7 @@ def test_the_gallery_shows_every_panel_in_both_languages_for_designers(
     page = shoppers.new(shop_server.url)  # the test server runs with DEBUG on
     page.goto("/gallery/")
     panels = page.locator(".gallery-panel #payment-status")
-    expect(panels).to_have_count(14)  # 7 samples x 2 languages
+    expect(panels).to_have_count(20)  # 10 samples x 2 languages
     expect(page.locator(".gallery-panel .connection").first).to_be_visible()
     expect(page.get_by_text("templates/checkout/panels/pending.html").first).to_be_visible()
     page.set_viewport_size({"width": 1100, "height": 900})
