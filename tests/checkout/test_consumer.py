@@ -285,6 +285,8 @@ async def test_the_pays_push_shows_the_qr_code_and_the_cashier_link(monkeypatch)
     cashier = "https://pay.example/cashier/pay_1"
 
     class Gateway:
+        starts_after_close = True
+
         async def start(self, request):
             return GatewayPayment(
                 "pay_1",

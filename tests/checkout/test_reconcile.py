@@ -185,7 +185,7 @@ def test_an_order_nobody_pressed_pay_for_expires(sandbox, calls, pushes):
 
 def test_an_order_whose_pay_answer_was_lost_is_asked_about_at_its_provider(sandbox, calls):
     order = f.order()
-    order_provider_choose(biz=order.biz, provider="sandbox")  # Pay's first step; then nothing
+    order_provider_choose(biz=order.biz, provider="sandbox", after_close=True)  # Pay's first step; then nothing
     past_its_time(order)
     assert run_once() == 1
     assert calls == [("query", order.biz)]
@@ -194,7 +194,7 @@ def test_an_order_whose_pay_answer_was_lost_is_asked_about_at_its_provider(sandb
 
 def test_a_payment_started_while_the_order_expired_is_closed_too(sandbox, calls):
     order = f.order()
-    order_provider_choose(biz=order.biz, provider="sandbox")
+    order_provider_choose(biz=order.biz, provider="sandbox", after_close=True)
     order = Order.objects.select_related("product").get(pk=order.pk)
     # The shopper's Pay reaches the payment system; the shop has not recorded it yet ...
     started = async_to_sync(SandboxGateway().start)(_request(order))
@@ -216,7 +216,7 @@ def test_a_payment_started_while_the_order_expired_is_closed_too(sandbox, calls)
 
 def test_a_success_after_expiry_is_accepted_as_paid_and_flagged(sandbox, calls, pushes):
     order = f.order()
-    order_provider_choose(biz=order.biz, provider="sandbox")
+    order_provider_choose(biz=order.biz, provider="sandbox", after_close=True)
     order = Order.objects.select_related("product").get(pk=order.pk)
     past_its_time(order)
     assert run_once() == 1  # no payment yet: expired
