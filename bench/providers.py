@@ -178,35 +178,22 @@ def wechatpay() -> Provider:
 def stripe() -> Provider:
     from checkout.gateways import signed_header
     from checkout.gateways.stripe import HEADER, StripeConfig, StripeGateway
-    from tests.fakes.stripe import FakeStripe, stripe_id
+    from tests.fakes.stripe import FakeStripe
 
     fake = FakeStripe()  # its secret key and webhook secret made now
     config = StripeConfig(secret_key=fake.secret_key, webhook_secret=fake.webhook_secret)
 
     def notice() -> Notice:
-        session_id, created = stripe_id("cs_test_", 58), int(time.time())
-        # A Checkout Session as the fake makes one (its fields), paid on the hosted page.
-        fake.sessions[session_id] = {
-            "id": session_id,
-            "object": "checkout.session",
-            "amount_subtotal": 1999,
-            "amount_total": 1999,
-            "cancel_url": "https://shop.example/orders/",
-            "client_reference_id": uuid.uuid4().hex,
-            "created": created,
-            "currency": "cny",
-            "expires_at": created + 3600,
-            "livemode": False,
-            "metadata": {},
-            "mode": "payment",
-            "payment_intent": None,
-            "payment_status": "unpaid",
-            "status": "open",
-            "success_url": "https://shop.example/orders/",
-            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-        }
-        fake.complete(session_id)
-        return fake.notice(session_id, "checkout.session.completed")
+        # A Checkout Session as the fake's create makes one, paid on the hosted page.
+        session = fake.open_session(
+            client_reference_id=uuid.uuid4().hex,
+            amount=1999,
+            currency="cny",
+            success_url="https://shop.example/orders/",
+            cancel_url="https://shop.example/orders/",
+        )
+        fake.complete(session["id"])
+        return fake.notice(session["id"], "checkout.session.completed")
 
     def steps(headers: dict[str, str], body: bytes) -> dict[str, Callable[[], object]]:
         header, secrets = headers[HEADER], [config.webhook_secret]

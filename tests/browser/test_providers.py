@@ -22,7 +22,7 @@ from tests.browser.test_checkout import (
     scanned,
     status,
 )
-from tests.checkout.gateways.test_fakes_serve import Served, serve
+from tests.fakes.process import Served, serve
 from tests.servers import ShopServer, free_port
 
 pytestmark = pytest.mark.browser

@@ -1,39 +1,21 @@
 """Alipay, WeChat Pay and Stripe fakes (tests/fakes) served on a thread of their own, and the shop's
 settings pointing at them, for tests that run the shop synchronously (`async_to_sync`, Django's
-test client) against all three providers.
+test client) against all three providers. The fakes and the shop's settings for them come from
+`tests.checkout.providers` (`alipay_fake`, `wechatpay_fake`, `use_fake`), as for the offline tests.
 
 The fakes' state (trades, sessions, requests) is read and changed from the test's thread while
 their loop waits for the next request: the shop's calls are over by the time the test looks."""
 
 import asyncio
-import functools
 import threading
 from contextlib import contextmanager
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from checkout.models import Order
-from tests.fakes import key_pair, private_pem, public_pem
-from tests.fakes.alipay import FakeAlipay
+from tests.checkout.providers import NAMES, alipay_fake, use_fake, wechatpay_fake
 from tests.fakes.stripe import FakeStripe
-from tests.fakes.wechatpay import FakeWechatPay
-
-ALIPAY_APP_ID = "2021000000000001"
-PROVIDERS = ("alipay", "wechatpay", "stripe")
-
-
-@functools.cache
-def pem_pair(role: str) -> tuple[str, str]:
-    """A key pair per role, made once per test run: (private PEM, public PEM)."""
-    return key_pair()
-
-
-@functools.cache
-def rsa_key(role: str) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class Fakes:
@@ -43,14 +25,8 @@ class Fakes:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.alipay = FakeAlipay(
-            app_id=ALIPAY_APP_ID,
-            app_public_key=pem_pair("alipay-app")[1],
-            alipay_private_key=pem_pair("alipay")[0],
-        )
-        self.wechatpay = FakeWechatPay(
-            merchant_key=rsa_key("wechatpay-merchant"), platform_key=rsa_key("wechatpay")
-        )
+        self.alipay = alipay_fake()
+        self.wechatpay = wechatpay_fake()
         self.stripe = FakeStripe()
         self.run(self._start())
 
@@ -114,35 +90,11 @@ class Fakes:
 def providers_served(settings, tmp_path: Path) -> Iterator[Fakes]:
     """The shop takes payments through the three fakes, and nothing else; `settings` is
     pytest-django's fixture (each change clears the gateways built from the old settings)."""
-
-    def key_file(name: str, pem: str) -> str:
-        path = tmp_path / name
-        path.write_text(pem)
-        return str(path)
-
     fakes = Fakes()
     try:
-        settings.PAYMENT_PROVIDERS = list(PROVIDERS)
-        settings.ALIPAY_APP_ID = ALIPAY_APP_ID
-        settings.ALIPAY_PRIVATE_KEY_FILE = key_file("alipay-app.pem", pem_pair("alipay-app")[0])
-        settings.ALIPAY_PUBLIC_KEY_FILE = key_file("alipay.pem", pem_pair("alipay")[1])
-        settings.ALIPAY_GATEWAY_URL = fakes.alipay.url
-        wechat = fakes.wechatpay
-        settings.WECHATPAY_MCHID = wechat.mchid
-        settings.WECHATPAY_APPID = wechat.appid
-        settings.WECHATPAY_APIV3_KEY = wechat.apiv3_key
-        settings.WECHATPAY_CERT_SERIAL = wechat.cert_serial
-        settings.WECHATPAY_PRIVATE_KEY_FILE = key_file(
-            "wechatpay-merchant.pem", private_pem(wechat.merchant_key)
-        )
-        settings.WECHATPAY_PUBLIC_KEY_ID = wechat.public_key_id
-        settings.WECHATPAY_PUBLIC_KEY_FILE = key_file(
-            "wechatpay.pem", public_pem(wechat.platform_key)
-        )
-        settings.WECHATPAY_API_URL = wechat.url
-        settings.STRIPE_SECRET_KEY = fakes.stripe.secret_key
-        settings.STRIPE_WEBHOOK_SECRET = fakes.stripe.webhook_secret
-        settings.STRIPE_API_URL = fakes.stripe.url
+        settings.PAYMENT_PROVIDERS = list(NAMES)
+        for fake in (fakes.alipay, fakes.wechatpay, fakes.stripe):
+            use_fake(settings, fake, tmp_path)
         yield fakes
     finally:
         fakes.stop()

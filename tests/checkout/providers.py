@@ -12,6 +12,10 @@ have recorded for an order, and notices signed exactly as the provider signs the
 
 Setting the providers' settings through `settings` drops the gateways built from older ones
 (`checkout.gateways.settings_changed`), so each test verifies with the keys it wrote.
+
+The keys (`key`), the fakes made with them (`alipay_fake`, `wechatpay_fake`) and the shop's
+settings for a fake (`use_fake`) serve `tests.checkout.provider_fakes` too, where the fakes are
+served and the settings point at them.
 """
 
 import base64
@@ -30,14 +34,19 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, generat
 from checkout.models import Order, OrderStatus, Payment
 from tests.fakes import private_pem, public_pem, rsa_sign
 from tests.fakes.alipay import FakeAlipay, Trade as AlipayTrade, beijing
-from tests.fakes.stripe import FakeStripe, stripe_id
+from tests.fakes.stripe import FakeStripe
 from tests.fakes.wechatpay import FakeWechatPay, Trade as WechatTrade
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 JSON = "application/json"
 NAMES = ("alipay", "wechatpay", "stripe")
-# Addresses the shop never calls in these tests (a notice needs no call to the provider).
+ALIPAY_APP_ID = "2021000000000001"
+# The address of a fake that is not served: nothing listens there (a notice needs no call to the
+# provider).
 NOWHERE = "http://127.0.0.1:9"
+
+
+# Keys, fakes and the shop's settings for them.
 
 
 @functools.cache
@@ -45,6 +54,67 @@ def key(role: str) -> RSAPrivateKey:
     """An RSA key per role ("alipay", "alipay app", "wechatpay platform", ...), made once per test
     run: 2048-bit keys take a while to make."""
     return generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def alipay_fake() -> FakeAlipay:
+    """Alipay's fake: it signs with the "alipay" key and knows the shop by the "alipay app" key."""
+    return FakeAlipay(
+        app_id=ALIPAY_APP_ID,
+        app_public_key=public_pem(key("alipay app")),
+        alipay_private_key=private_pem(key("alipay")),
+    )
+
+
+def wechatpay_fake() -> FakeWechatPay:
+    return FakeWechatPay(
+        merchant_key=key("wechatpay merchant"), platform_key=key("wechatpay platform")
+    )
+
+
+def use_fake(settings, fake: FakeAlipay | FakeWechatPay | FakeStripe, directory: Path) -> None:
+    """Set the shop's settings for `fake`'s provider (`fake` from `alipay_fake`, `wechatpay_fake`,
+    or any FakeStripe): its ids and secrets, its keys in files written under `directory`, and its
+    address (NOWHERE while it is not served). `settings`: pytest-django's fixture."""
+
+    def key_file(name: str, pem: str) -> str:
+        (directory / name).write_text(pem)
+        return str(directory / name)
+
+    match fake:
+        case FakeAlipay():
+            values = {
+                "ALIPAY_APP_ID": fake.app_id,
+                "ALIPAY_PRIVATE_KEY_FILE": key_file(
+                    "alipay-app.pem", private_pem(key("alipay app"))
+                ),
+                "ALIPAY_PUBLIC_KEY_FILE": key_file("alipay.pem", public_pem(key("alipay"))),
+                "ALIPAY_GATEWAY_URL": fake.url or f"{NOWHERE}/gateway.do",
+            }
+        case FakeWechatPay():
+            values = {
+                "WECHATPAY_MCHID": fake.mchid,
+                "WECHATPAY_APPID": fake.appid,
+                "WECHATPAY_APIV3_KEY": fake.apiv3_key,
+                "WECHATPAY_CERT_SERIAL": fake.cert_serial,
+                "WECHATPAY_PRIVATE_KEY_FILE": key_file(
+                    "wechatpay-merchant.pem", private_pem(fake.merchant_key)
+                ),
+                "WECHATPAY_PUBLIC_KEY_ID": fake.public_key_id,
+                "WECHATPAY_PUBLIC_KEY_FILE": key_file(
+                    "wechatpay.pem", public_pem(fake.platform_key)
+                ),
+                "WECHATPAY_API_URL": fake.url or NOWHERE,
+            }
+        case FakeStripe():
+            values = {
+                "STRIPE_SECRET_KEY": fake.secret_key,
+                "STRIPE_WEBHOOK_SECRET": fake.webhook_secret,
+                "STRIPE_API_URL": fake.url or NOWHERE,
+            }
+        case _:
+            raise TypeError(f"no provider settings for {fake!r}")
+    for name, value in values.items():
+        setattr(settings, name, value)
 
 
 @dataclass(frozen=True)
@@ -86,6 +156,7 @@ def ghost(amount: int = 1999) -> Order:
 
 class Provider:
     name: str
+    fake: FakeAlipay | FakeWechatPay | FakeStripe
 
     @property
     def route(self) -> str:
@@ -93,7 +164,7 @@ class Provider:
 
     def configure(self, settings, directory: Path) -> None:
         """Set the provider's settings (key files written under `directory`)."""
-        raise NotImplementedError
+        use_fake(settings, self.fake, directory)
 
     def payment_id(self, order: Order) -> str:
         """The id the shop gives the provider's payment for `order`."""
@@ -162,23 +233,9 @@ class AlipayProvider(Provider):
     """Form-encoded notices signed RSA2 with Alipay's key over the sorted fields (contract 6)."""
 
     name = "alipay"
-    app_id = "2021000000000001"
 
     def __init__(self) -> None:
-        self.fake = FakeAlipay(
-            app_id=self.app_id,
-            app_public_key=public_pem(key("alipay app")),
-            alipay_private_key=private_pem(key("alipay")),
-        )
-
-    def configure(self, settings, directory: Path) -> None:
-        app_key, alipay_key = directory / "alipay-app.pem", directory / "alipay-public.pem"
-        app_key.write_text(private_pem(key("alipay app")))
-        alipay_key.write_text(public_pem(key("alipay")))
-        settings.ALIPAY_APP_ID = self.app_id
-        settings.ALIPAY_PRIVATE_KEY_FILE = str(app_key)
-        settings.ALIPAY_PUBLIC_KEY_FILE = str(alipay_key)
-        settings.ALIPAY_GATEWAY_URL = f"{NOWHERE}/gateway.do"
+        self.fake = alipay_fake()
 
     def payment_id(self, order: Order) -> str:
         return f"alipay:{order.biz}"
@@ -361,22 +418,7 @@ class WechatPayProvider(Provider):
     name = "wechatpay"
 
     def __init__(self) -> None:
-        self.fake = FakeWechatPay(
-            merchant_key=key("wechatpay merchant"), platform_key=key("wechatpay platform")
-        )
-
-    def configure(self, settings, directory: Path) -> None:
-        merchant, platform = directory / "wechatpay-merchant.pem", directory / "wechatpay.pem"
-        merchant.write_text(private_pem(self.fake.merchant_key))
-        platform.write_text(public_pem(self.fake.platform_key))
-        settings.WECHATPAY_MCHID = self.fake.mchid
-        settings.WECHATPAY_APPID = self.fake.appid
-        settings.WECHATPAY_APIV3_KEY = self.fake.apiv3_key
-        settings.WECHATPAY_CERT_SERIAL = self.fake.cert_serial
-        settings.WECHATPAY_PRIVATE_KEY_FILE = str(merchant)
-        settings.WECHATPAY_PUBLIC_KEY_ID = self.fake.public_key_id
-        settings.WECHATPAY_PUBLIC_KEY_FILE = str(platform)
-        settings.WECHATPAY_API_URL = NOWHERE
+        self.fake = wechatpay_fake()
 
     def payment_id(self, order: Order) -> str:
         return f"wechatpay:{order.biz}"
@@ -589,41 +631,23 @@ class StripeProvider(Provider):
         self.fake = FakeStripe()
         self.sessions: dict[str, str] = {}  # each order's session id, by biz
 
-    def configure(self, settings, directory: Path) -> None:
-        settings.STRIPE_SECRET_KEY = self.fake.secret_key
-        settings.STRIPE_WEBHOOK_SECRET = self.fake.webhook_secret
-        settings.STRIPE_API_URL = NOWHERE
-
     def payment_id(self, order: Order) -> str:
         self.open(order)
         return self.sessions[order.biz]
 
     def open(self, order: Order) -> dict[str, Any]:
         """The order's Checkout Session, open, as Stripe's create answers it."""
-        session_id = self.sessions.get(order.biz)
-        if session_id is None:
-            session_id = self.sessions[order.biz] = stripe_id("cs_test_", 58)
-            now = int(time.time())
-            self.fake.sessions[session_id] = {
-                "id": session_id,
-                "object": "checkout.session",
-                "amount_subtotal": order.amount,
-                "amount_total": order.amount,
-                "cancel_url": f"https://shop.example/orders/{order.biz}/",
-                "client_reference_id": order.biz,
-                "created": now,
-                "currency": order.currency.lower(),
-                "expires_at": now + 31 * 60,
-                "livemode": False,
-                "metadata": {},
-                "mode": "payment",
-                "payment_intent": None,
-                "payment_status": "unpaid",
-                "status": "open",
-                "success_url": f"https://shop.example/orders/{order.biz}/",
-                "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-            }
-        return self.fake.sessions[session_id]
+        if order.biz not in self.sessions:
+            page = f"https://shop.example/orders/{order.biz}/"
+            session = self.fake.open_session(
+                client_reference_id=order.biz,
+                amount=order.amount,
+                currency=order.currency.lower(),
+                success_url=page,
+                cancel_url=page,
+            )
+            self.sessions[order.biz] = session["id"]
+        return self.fake.sessions[self.sessions[order.biz]]
 
     def event(
         self, order: Order, event_type: str = COMPLETED, *, paid: bool = True, **changes: Any

@@ -14,7 +14,8 @@ from django.utils.html import escape
 from checkout import reconcile
 from checkout.models import Flag, Order, OrderStatus, Payment, PaymentStatus
 from tests.checkout import factories as f
-from tests.checkout.provider_fakes import PROVIDERS, Fakes, providers_served
+from tests.checkout.provider_fakes import Fakes, providers_served
+from tests.checkout.providers import NAMES
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +77,7 @@ def notify_alipay(client, fakes: Fakes, order: Order) -> None:
 # Pay with each provider
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", NAMES)
 def test_pay_shows_the_providers_code_and_pressing_it_again_is_the_same_payment(
     client, fakes, provider
 ):
@@ -99,7 +100,7 @@ def test_pay_shows_the_providers_code_and_pressing_it_again_is_the_same_payment(
         assert f'href="{escape(url)}"' in html
     # The other providers are offered; this one is not offered again.
     offered = set(re.findall(r'<button class="pay" name="provider" value="(\w+)"', html))
-    assert offered == set(PROVIDERS) - {provider}
+    assert offered == set(NAMES) - {provider}
     assert fakes.creates(provider) == 1
 
     again = press(client, order, provider)
@@ -115,7 +116,7 @@ def test_a_provider_that_is_not_offered_is_refused_and_nobody_is_called(client, 
     html = press(client, order, "sandbox", status=503)
     assert 'data-status="unpaid"' in html and "not offered" in html
     assert now(order).status == OrderStatus.UNPAID and not Payment.objects.exists()
-    assert [fakes.creates(name) for name in PROVIDERS] == [0, 0, 0]
+    assert [fakes.creates(name) for name in NAMES] == [0, 0, 0]
 
 
 # Switching

@@ -6,25 +6,35 @@ words, every request stored, and nothing changed unless the notice is genuine.""
 import base64
 import hashlib
 import json
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
+from django.http import HttpResponse
 from django.urls import reverse
-from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
-from hypothesis.extra.django import TestCase
+from hypothesis import given, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from checkout.models import Flag, Notification, Order, OrderStatus, Payment, PaymentStatus
 from checkout.services.notifications import MAX_BODY_BYTES, REFUSED_BODY_BYTES
 from tests.checkout import factories as f
+from tests.checkout.fuzz import (
+    DELETE,
+    FuzzTestCase,
+    Sent,
+    content_types,
+    examples,
+    header_text,
+    json_values,
+    money,
+    other_headers,
+    remote_addrs,
+    replaced,
+)
 from tests.checkout.providers import (
     ASYNC_FAILED,
     ASYNC_SUCCEEDED,
@@ -34,6 +44,7 @@ from tests.checkout.providers import (
     MALFORMED,
     NAMES,
     AlipayProvider,
+    Notice,
     Provider,
     StripeProvider,
     WechatPayProvider,
@@ -50,6 +61,7 @@ from tests.fakes import private_pem
 
 @pytest.fixture(params=NAMES)
 def provider(request, settings, tmp_path) -> Provider:
+    """Each provider in turn, or the one a test names (`indirect`)."""
     return enable(settings, tmp_path, request.param)[request.param]
 
 
@@ -68,20 +80,7 @@ def stripe(settings, tmp_path) -> StripeProvider:
     return enable(settings, tmp_path, "stripe")["stripe"]
 
 
-# What a notification may change, and how to read it.
-
-
-def money() -> tuple:
-    """Orders, payments and flags, as a notification may change them."""
-    return (
-        list(
-            Order.objects.order_by("pk").values_list(
-                "pk", "status", "version", "paid_at", "payment_id", "provider"
-            )
-        ),
-        list(Payment.objects.order_by("pk").values_list("pk", "payment_id", "status", "amount")),
-        list(Flag.objects.order_by("pk").values_list("order_id", "kind")),
-    )
+# Reading what a notification changed (`money`, everything it may change: tests.checkout.fuzz).
 
 
 def fresh(order: Order) -> Order:
@@ -103,13 +102,31 @@ def pending(provider: Provider) -> Order:
     return fresh(order)
 
 
-def assert_kept_refused(record: Notification, body: bytes) -> None:
-    """A refused request keeps its first KiB, its length and its hash (of what was read)."""
-    read = body[: MAX_BODY_BYTES + 1]
+def assert_refused_and_kept(
+    client, provider: Provider, notice: Notice, verdict: str
+) -> Notification:
+    """`notice`, posted, is refused in the provider's words and changes nothing; it is the one
+    request stored, with `verdict`, keeping its first KiB, its length and its hash (of what was
+    read). The stored notification."""
+    before = money()
+    provider.assert_refused(post(client, provider, notice))
+    assert money() == before
+    (record,) = records()
+    assert (record.gateway, record.verdict) == (provider.name, verdict)
+    read = notice.body[: MAX_BODY_BYTES + 1]
     assert bytes(record.body) == read[:REFUSED_BODY_BYTES]
     assert record.body_length == len(read)
     assert record.body_sha256 == hashlib.sha256(read).hexdigest()
     assert (record.event_id, record.biz, record.payment_id, record.outcome) == ("", "", "", "")
+    return record
+
+
+def cases(table: dict[str, list[str]]) -> list:
+    """Each provider's cases in `table` (FORGERIES, MALFORMED), as (provider, case) parameters
+    for the `provider` fixture (`indirect`)."""
+    return [
+        pytest.param(name, case, id=f"{name}: {case}") for name in NAMES for case in table[name]
+    ]
 
 
 # The routes.
@@ -395,27 +412,13 @@ def test_wechatpay_a_redelivery_signed_anew_is_a_duplicate(client, wechatpay):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("name", "forgery"),
-    [(name, forgery) for name in NAMES for forgery in FORGERIES[name]],
-    ids=[f"{name}: {forgery}" for name in NAMES for forgery in FORGERIES[name]],
-)
-def test_a_forged_notice_is_refused_stored_and_changes_nothing(
-    client, settings, tmp_path, name, forgery
-):
-    provider = enable(settings, tmp_path, name)[name]
-    order = pending(provider)
-    notice, verdict = provider.forgery(order, forgery)
-    before = money()
+@pytest.mark.parametrize(("provider", "forgery"), cases(FORGERIES), indirect=["provider"])
+def test_a_forged_notice_is_refused_stored_and_changes_nothing(client, provider, forgery):
+    notice, verdict = provider.forgery(pending(provider), forgery)
 
-    response = post(client, provider, notice)
+    record = assert_refused_and_kept(client, provider, notice, verdict)
 
-    provider.assert_refused(response)
-    assert money() == before
-    (record,) = records()
-    assert (record.gateway, record.verdict) == (name, verdict)
     assert record.processed_at is not None and record.detail
-    assert_kept_refused(record, notice.body)
 
 
 @pytest.mark.django_db
@@ -450,15 +453,9 @@ def test_a_stripe_test_mode_event_to_a_live_mode_shop_is_refused(client, stripe,
 @pytest.mark.django_db
 def test_a_refused_body_keeps_its_first_kib_its_length_and_its_hash(client, provider):
     """Anyone can send refused requests, as many as they like: each keeps 1 KiB of its body."""
-    order = pending(provider)
-    notice = provider.padded(order, 8 * 1024, genuine=False)
+    notice = provider.padded(pending(provider), 8 * 1024, genuine=False)
     assert len(notice.body) == 8 * 1024
-    before = money()
-    provider.assert_refused(post(client, provider, notice))
-    assert money() == before
-    (record,) = records()
-    assert (record.gateway, record.verdict) == (provider.name, "bad_signature")
-    assert_kept_refused(record, notice.body)
+    assert_refused_and_kept(client, provider, notice, "bad_signature")
 
 
 @pytest.mark.django_db
@@ -476,7 +473,7 @@ def test_a_genuine_padded_notice_is_kept_whole(client, provider):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("name", "change"),
+    ("provider", "change"),
     [
         ("alipay", "amount"),
         ("wechatpay", "amount"),
@@ -484,12 +481,10 @@ def test_a_genuine_padded_notice_is_kept_whole(client, provider):
         ("stripe", "amount"),
         ("stripe", "currency"),
     ],
+    indirect=["provider"],
 )
-def test_a_success_for_another_amount_never_pays_and_is_flagged(
-    client, settings, tmp_path, name, change
-):
+def test_a_success_for_another_amount_never_pays_and_is_flagged(client, provider, change):
     """Genuine, so acknowledged (a retry cannot change it), and kept for a person."""
-    provider = enable(settings, tmp_path, name)[name]
     order = pending(provider)
     provider.assert_accepted(post(client, provider, provider.wrong_amount(order, change)))
     after = fresh(order)
@@ -497,7 +492,7 @@ def test_a_success_for_another_amount_never_pays_and_is_flagged(
     assert flags(order) == [Flag.Kind.AMOUNT_MISMATCH]
     (record,) = records()
     assert (record.gateway, record.verdict, record.outcome) == (
-        name,
+        provider.name,
         "accepted",
         Flag.Kind.AMOUNT_MISMATCH,
     )
@@ -535,45 +530,20 @@ def test_a_notice_about_an_order_the_shop_does_not_have_is_recorded_and_acknowle
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("name", "case"),
-    [(name, case) for name in NAMES for case in MALFORMED[name]],
-    ids=[f"{name}: {case}" for name in NAMES for case in MALFORMED[name]],
-)
-def test_a_malformed_body_is_refused_stored_and_changes_nothing(
-    client, settings, tmp_path, name, case
-):
-    provider = enable(settings, tmp_path, name)[name]
-    order = pending(provider)
-    notice, verdict = provider.malformed(order, case)
-    before = money()
-
-    response = post(client, provider, notice)
-
-    provider.assert_refused(response)
-    assert money() == before
-    (record,) = records()
-    assert (record.gateway, record.verdict) == (name, verdict)
-    assert_kept_refused(record, notice.body)
+@pytest.mark.parametrize(("provider", "case"), cases(MALFORMED), indirect=["provider"])
+def test_a_malformed_body_is_refused_stored_and_changes_nothing(client, provider, case):
+    notice, verdict = provider.malformed(pending(provider), case)
+    assert_refused_and_kept(client, provider, notice, verdict)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("size", [MAX_BODY_BYTES + 1, 4 * MAX_BODY_BYTES])
 def test_a_body_over_64_kib_is_refused_stored_and_changes_nothing(client, provider, size):
     """Even genuinely signed: the shop reads 64 KiB and one byte, and stops."""
-    order = pending(provider)
-    notice = provider.padded(order, size)
+    notice = provider.padded(pending(provider), size)
     assert len(notice.body) == size
-    before = money()
-
-    response = post(client, provider, notice)
-
-    provider.assert_refused(response)
-    assert money() == before
-    (record,) = records()
-    assert (record.gateway, record.verdict) == (provider.name, "too_large")
+    record = assert_refused_and_kept(client, provider, notice, "too_large")
     assert record.body_length == MAX_BODY_BYTES + 1
-    assert_kept_refused(record, notice.body)
 
 
 @pytest.mark.django_db
@@ -714,81 +684,6 @@ SIZES = [
     MAX_BODY_BYTES + 1,
     MAX_BODY_BYTES + 4096,
 ]
-KEPT_WHOLE = {
-    Notification.Verdict.ACCEPTED,
-    Notification.Verdict.UNKNOWN_ORDER,
-    Notification.Verdict.RECEIVED,
-}
-
-
-@dataclass
-class Sent:
-    """One request as sent. `signed`: the provider's signature is on it and fresh, so the shop may
-    act on it; `genuine`: exactly a notice the provider sends about the order, so it must be
-    acknowledged (and `pays`: it pays the order)."""
-
-    body: bytes
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)
-    remote_addr: str = "127.0.0.1"
-    signed: bool = False
-    genuine: bool = False
-    pays: bool = False
-
-
-# Header text as a server hands it to Django: any bytes, read as latin-1.
-header_text = st.one_of(
-    st.binary(max_size=40).map(lambda raw: raw.decode("latin-1")),
-    st.text(max_size=40),
-)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=2**31 - 2, max_value=2**70)
-    | st.floats()
-    | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=8,
-)
-_DELETE = object()
-content_types = st.one_of(
-    st.sampled_from(
-        [
-            "application/json",
-            "application/json; charset=utf-8",
-            "application/x-www-form-urlencoded; charset=utf-8",
-            "application/x-www-form-urlencoded",
-            "text/plain",
-            "multipart/form-data; boundary=x",
-            "",
-        ]
-    ),
-    st.text(st.characters(max_codepoint=127), max_size=40),
-)
-other_headers = st.dictionaries(
-    st.sampled_from(
-        ["User-Agent", "Accept", "Cookie", "Content-Encoding", "X-Forwarded-For", "Request-ID"]
-    ),
-    header_text,
-    max_size=3,
-)
-remote_addrs = st.one_of(
-    st.sampled_from(["127.0.0.1", "::1", "2001:db8::1", ""]), header_text, st.text(min_size=65)
-)
-
-
-def _replaced(document: Any, path: tuple, value: object) -> Any:
-    copy = json.loads(json.dumps(document))
-    target = copy
-    for step in path[:-1]:
-        target = target[step]
-    if value is _DELETE:
-        target.pop(path[-1], None)
-    else:
-        target[path[-1]] = value
-    return copy
 
 
 @st.composite
@@ -833,16 +728,14 @@ def garbage(draw) -> bytes:
     return opener * depth + b"1" + closer * depth
 
 
-def _alipay_fields(body: bytes) -> tuple[dict[str, str], bytes]:
-    """An Alipay notice's fields but `sign`, and its signature's bytes, read strictly."""
-    pairs = parse_qsl(
-        body.decode("utf-8"),
-        keep_blank_values=True,
-        strict_parsing=True,
-        encoding="utf-8",
-        errors="strict",
-        max_num_fields=64,
-    )
+def alipay_says(body: bytes) -> tuple[dict[str, str], bytes]:
+    """What an Alipay notice says: its fields but `sign`, and its signature's bytes.
+
+    This is the fuzz's oracle, so it reads the form by the notice format's own rules (UTF-8
+    `name=value` pairs, each name once, empty values kept, the signature strict base64) and
+    borrows nothing from the adapter it checks. python-alipay-sdk cannot stand in: it reads no
+    form, and its base64 skips stray characters the adapter rightly refuses."""
+    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
     fields = dict(pairs)
     if len(fields) != len(pairs):
         raise ValueError("a field is repeated")
@@ -855,7 +748,7 @@ def alipay_same(body: bytes, original: bytes) -> bool:
     if len(body) > ALIPAY_MAX_BYTES:
         return False
     try:
-        return _alipay_fields(body) == _alipay_fields(original)
+        return alipay_says(body) == alipay_says(original)
     except (ValueError, KeyError):
         return False
 
@@ -878,8 +771,8 @@ def alipay_requests(draw, alipay: AlipayProvider, order: Order) -> Sent:
     elif kind == "reshaped":  # signed by Alipay, but with a field changed, removed or added
         fields = alipay.fields(order)
         name = draw(st.sampled_from([*sorted(fields), "sign_type", "extra"]))
-        value = draw(st.one_of(st.text(max_size=30), st.just(_DELETE)))
-        if value is _DELETE:
+        value = draw(st.one_of(st.text(max_size=30), st.just(DELETE)))
+        if value is DELETE:
             fields.pop(name, None)
         else:
             fields[name] = value
@@ -978,8 +871,8 @@ def wechatpay_requests(draw, wechatpay: WechatPayProvider, order: Order) -> Sent
                 ]
             )
         )
-        value = draw(st.one_of(json_values, st.just(_DELETE)))
-        body = json.dumps(_replaced(json.loads(envelope), path, value)).encode()
+        value = draw(st.one_of(json_values, st.just(DELETE)))
+        body = json.dumps(replaced(json.loads(envelope), path, value)).encode()
     elif kind == "transaction":  # the encrypted transaction changed, removed or added to
         transaction = wechatpay.transaction(order)
         path = draw(
@@ -988,8 +881,8 @@ def wechatpay_requests(draw, wechatpay: WechatPayProvider, order: Order) -> Sent
                 + [("amount", "total"), ("amount", "currency"), ("extra",)]
             )
         )
-        value = draw(st.one_of(json_values, st.just(_DELETE)))
-        body = wechatpay.envelope(_replaced(transaction, path, value))
+        value = draw(st.one_of(json_values, st.just(DELETE)))
+        body = wechatpay.envelope(replaced(transaction, path, value))
     elif kind == "mutated":
         body = draw(mutations(envelope))
     elif kind == "padded":
@@ -1086,8 +979,8 @@ def stripe_requests(draw, stripe: StripeProvider, order: Order) -> Sent:
                 ]
             )
         )
-        value = draw(st.one_of(json_values, st.just(_DELETE)))
-        body = json.dumps(_replaced(json.loads(completed), path, value)).encode()
+        value = draw(st.one_of(json_values, st.just(DELETE)))
+        body = json.dumps(replaced(json.loads(completed), path, value)).encode()
     elif kind == "mutated":
         body = draw(mutations(completed))
     elif kind == "padded":
@@ -1115,92 +1008,36 @@ def stripe_requests(draw, stripe: StripeProvider, order: Order) -> Sent:
 REQUESTS = {"alipay": alipay_requests, "wechatpay": wechatpay_requests, "stripe": stripe_requests}
 
 
-class ProvidersNotifyFuzzTest(TestCase):
-    """Every answer 2xx or 4xx in the provider's words, every request stored (a refused one with
-    its first KiB, its length and its hash), no order, payment or flag changed unless the request
-    carries the provider's fresh signature, every genuine notice acknowledged, and no error
-    logged."""
+class ProvidersNotifyFuzzTest(FuzzTestCase):
+    """On each provider's route, besides what holds on every route (`FuzzTestCase`): every answer
+    in the provider's own words, and a genuine notice that pays pays the order."""
 
     @pytest.fixture(autouse=True)
-    def _providers(self, settings, tmp_path, caplog, monkeypatch):
+    def _providers(self, settings, tmp_path):
         self.providers = enable(settings, tmp_path, *NAMES)
-        # The shop's and Django's loggers do not propagate to caplog's handler by default.
-        for name in ("checkout", "django"):
-            monkeypatch.setattr(logging.getLogger(name), "propagate", True)
-        caplog.set_level(logging.INFO)
-        self.logs = caplog
 
-    def check(self, data, send: Callable) -> None:
+    def check(self, data, send: Callable[[str, Sent], HttpResponse]) -> None:
         provider = self.providers[data.draw(st.sampled_from(NAMES), label="provider")]
         order = pending(provider)
         sent = data.draw(REQUESTS[provider.name](provider, order))
         sent.remote_addr = data.draw(remote_addrs)
-        # A server reads header bytes as latin-1; text beyond it arrives as its UTF-8 bytes.
-        sent.headers = {k: v.encode().decode("latin-1") for k, v in sent.headers.items()}
-        before, stored = money(), Notification.objects.count()
-        self.logs.clear()
 
-        response = send(provider, sent)
+        response, record = self.send_and_check(sent, lambda: send(provider.route, sent))
 
-        self.assertTrue(200 <= response.status_code < 500, response.status_code)
+        self.assertEqual(record.gateway, provider.name)
         if response.status_code < 300:
             provider.assert_accepted(response)
         else:
             provider.assert_refused(response)
-        self.assertEqual(Notification.objects.count(), stored + 1, "every request is stored")
-        record = Notification.objects.order_by("pk").last()
-        self.assertEqual(record.gateway, provider.name)
-        event(f"{provider.name} {response.status_code} {record.verdict} {record.outcome or '-'}")
-        read = sent.body[: MAX_BODY_BYTES + 1]  # the view stops reading there
-        self.assertEqual(record.body_length, len(read))
-        self.assertEqual(record.body_sha256, hashlib.sha256(read).hexdigest())
-        kept = read if record.verdict in KEPT_WHOLE else read[:REFUSED_BODY_BYTES]
-        self.assertEqual(bytes(record.body), kept)
-        if not sent.signed:
-            self.assertGreaterEqual(response.status_code, 400)
-            self.assertEqual(money(), before, "only a genuine notification changes anything")
-        if sent.genuine:
-            self.assertLess(response.status_code, 300)
-            self.assertEqual(record.verdict, Notification.Verdict.ACCEPTED)
-            if sent.pays:
-                self.assertEqual(fresh(order).status, OrderStatus.PAID)
-        errors = [r for r in self.logs.records if r.levelno >= logging.ERROR or r.exc_info]
-        self.assertEqual(errors, [], "nothing anyone sends is logged as an error")
+        if sent.pays:
+            self.assertEqual(fresh(order).status, OrderStatus.PAID)
 
-    @hypothesis_settings(
-        max_examples=100,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @examples(100)
     @given(st.data())
     def test_any_request_is_answered_stored_and_changes_nothing_unless_genuine(self, data):
-        def send(provider: Provider, sent: Sent):
-            return self.client.generic(
-                "POST",
-                provider.route,
-                sent.body,
-                content_type=sent.content_type,
-                headers=sent.headers,
-                REMOTE_ADDR=sent.remote_addr,
-            )
+        self.check(data, self.post)
 
-        self.check(data, send)
-
-    @hypothesis_settings(
-        max_examples=25,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @examples(25)
     @given(st.data())
     def test_the_same_holds_on_djangos_async_chain(self, data):
-        @async_to_sync
-        async def send(provider: Provider, sent: Sent):
-            return await self.async_client.generic(
-                "POST",
-                provider.route,
-                sent.body,
-                content_type=sent.content_type,
-                headers=sent.headers,
-            )
-
-        self.check(data, send)
+        self.check(data, self.apost)

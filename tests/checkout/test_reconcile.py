@@ -185,7 +185,9 @@ def test_an_order_nobody_pressed_pay_for_expires(sandbox, calls, pushes):
 
 def test_an_order_whose_pay_answer_was_lost_is_asked_about_at_its_provider(sandbox, calls):
     order = f.order()
-    order_provider_choose(biz=order.biz, provider="sandbox", after_close=True)  # Pay's first step; then nothing
+    order_provider_choose(
+        biz=order.biz, provider="sandbox", after_close=True
+    )  # Pay's first step; then nothing
     past_its_time(order)
     assert run_once() == 1
     assert calls == [("query", order.biz)]

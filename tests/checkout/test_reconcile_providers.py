@@ -14,7 +14,8 @@ from checkout import reconcile
 from checkout.models import Order, OrderStatus, Payment, PaymentStatus
 from checkout.services.payments import PaymentNotStarted, payment_start
 from tests.checkout import factories as f
-from tests.checkout.provider_fakes import PROVIDERS, Fakes, providers_served
+from tests.checkout.provider_fakes import Fakes, providers_served
+from tests.checkout.providers import NAMES
 
 pytestmark = pytest.mark.django_db
 
@@ -274,7 +275,7 @@ def throttle(fakes: Fakes, provider: str, count: int) -> None:
     getattr(fakes, provider).throttle = count
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", NAMES)
 def test_a_provider_that_says_too_many_leaves_the_order_waiting_and_it_comes_back_soon(
     fakes, reconcile_log, provider
 ):

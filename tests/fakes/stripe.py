@@ -130,6 +130,44 @@ class FakeStripe:
 
     # What happens at Stripe outside the shop's calls.
 
+    def open_session(
+        self,
+        *,
+        client_reference_id: str | None,
+        amount: int,
+        currency: str,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        expires_at: int | None = None,
+    ) -> dict[str, Any]:
+        """A new Checkout Session, open and unpaid, as Stripe's create makes it, kept in `sessions`
+        (without `expires_at`, Stripe's default: 24 hours)."""
+        session_id = stripe_id("cs_test_", 58)
+        created = int(time.time())
+        # A fake that is not served has no page of its own: the address is Stripe's.
+        page = self.url or "https://checkout.stripe.com"
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "amount_subtotal": amount,
+            "amount_total": amount,
+            "cancel_url": cancel_url,
+            "client_reference_id": client_reference_id,
+            "created": created,
+            "currency": currency,
+            "expires_at": created + MAX_EXPIRY if expires_at is None else expires_at,
+            "livemode": False,
+            "metadata": {},
+            "mode": "payment",
+            "payment_intent": None,
+            "payment_status": "unpaid",
+            "status": "open",
+            "success_url": success_url,
+            "url": f"{page}/c/pay/{session_id}",
+        }
+        self.sessions[session_id] = session
+        return session
+
     def complete(self, session_id: str, *, payment_status: str = "paid") -> None:
         """The shopper pays on the hosted page; "unpaid" for a delayed method (a bank debit)."""
         self.sessions[session_id].update(status="complete", payment_status=payment_status)
@@ -356,28 +394,15 @@ class FakeStripe:
                 "Checkout Session creation.",
                 param="expires_at",
             )
-        session_id = stripe_id("cs_test_", 58)
-        session = {
-            "id": session_id,
-            "object": "checkout.session",
-            "amount_subtotal": amount,
-            "amount_total": amount,
-            "cancel_url": params.get("cancel_url"),
-            "client_reference_id": params.get("client_reference_id"),
-            "created": int(time.time()),
-            "currency": currency,
-            "expires_at": expires_at,
-            "livemode": False,
-            "metadata": {},
-            "mode": "payment",
-            "payment_intent": None,
-            "payment_status": "unpaid",
-            "status": "open",
-            "success_url": params.get("success_url"),
-            "url": f"{self.url}/c/pay/{session_id}",
-        }
-        self.sessions[session_id] = session
-        self.names[session_id] = name
+        session = self.open_session(
+            client_reference_id=params.get("client_reference_id"),
+            amount=amount,
+            currency=currency,
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            expires_at=expires_at,
+        )
+        self.names[session["id"]] = name
         self.created.append(params | {"name": name})
         return self._answer(session)
 

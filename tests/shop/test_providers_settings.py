@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.checkout.provider_fakes import pem_pair
+from tests.checkout.providers import key
+from tests.fakes import private_pem, public_pem
 from tests.servers import ROOT, SHOP_ENV, daphne_command, free_port
 from tests.shop.test_fail_closed import SECRETS
 
@@ -37,7 +38,7 @@ def shop_check(**env: str) -> subprocess.CompletedProcess:
 
 
 def alipay_keys(tmp_path) -> dict[str, str]:
-    private, public = pem_pair("alipay-app")
+    private, public = private_pem(key("alipay app")), public_pem(key("alipay app"))
     (tmp_path / "app.pem").write_text(private)
     (tmp_path / "alipay.pem").write_text(public)
     return {

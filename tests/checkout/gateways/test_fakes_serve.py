@@ -7,11 +7,9 @@ routes, and the adapters verify it."""
 import asyncio
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -29,7 +27,6 @@ import stripe
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import override_settings
-from honcho.environ import parse as honcho_parse
 from multidict import CIMultiDict
 
 from checkout.gateways.alipay import AlipayConfig, AlipayGateway
@@ -37,8 +34,8 @@ from checkout.gateways.base import NoticeRejected, PaymentNotice, PaymentRequest
 from checkout.gateways.stripe import StripeConfig, StripeGateway
 from checkout.gateways.wechatpay import WechatPayConfig, WechatPayGateway
 from checkout.models import PaymentStatus
+from tests.fakes.process import Served, launch, serve
 
-ROOT = Path(__file__).resolve().parents[3]
 ALIPAY_ROUTE = "/payments/notify/alipay/"
 WECHATPAY_ROUTE = "/payments/notify/wechatpay/"
 STRIPE_ROUTE = "/payments/notify/stripe/"
@@ -147,62 +144,6 @@ def receiver() -> Iterator[Receiver]:
 
 
 # The fakes' process.
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen
-    keys: Path
-    ready: dict[str, Any]
-    env_file: Path
-    log: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return honcho_parse(self.env_file.read_text())
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-
-def launch(directory: Path, *args: str) -> subprocess.Popen:
-    # Without Django's settings: the fakes are a plain process, independent of the shop.
-    environment = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
-    log = (directory / "serve.log").open("ab")
-    with log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.serve", *args],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def serve(directory: Path, *args: str) -> Served:
-    """Start the fakes on free ports with keys in `directory/keys`; back once they listen."""
-    ready_file = directory / "ready.json"
-    ready_file.unlink(missing_ok=True)  # a run before this one's
-    keys = directory / "keys"
-    process = launch(
-        directory, "--dir", str(keys), "--port", "0", "--ready-file", str(ready_file), *args
-    )
-    deadline = time.monotonic() + 60
-    while not ready_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log = (directory / "serve.log").read_text()
-            raise AssertionError(f"the fakes did not start ({process.wait()}):\n{log}")
-        time.sleep(0.05)
-    ready = json.loads(ready_file.read_text())
-    return Served(process, keys, ready, Path(ready["env"]), directory / "serve.log")
 
 
 @pytest.fixture(scope="module")
