@@ -20,7 +20,13 @@ logger = logging.getLogger(__name__)
 
 
 class PaymentNotStarted(Exception):
-    """The payment could not be started; the message is for the shopper, the order stays payable."""
+    """The payment could not be started; the message is for the shopper, the order stays payable.
+    `status`: the answer's HTTP status, 503 (the provider did not answer; try again) unless the
+    request itself cannot succeed."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def payment_start(*, order: Order, provider: str, pressed_in: str | None = None) -> Order:
@@ -35,7 +41,7 @@ async def payment_start(*, order: Order, provider: str, pressed_in: str | None =
     else is started.
     """
     if provider not in gateways.enabled():
-        raise PaymentNotStarted(_("This way to pay is not offered."))
+        raise PaymentNotStarted(_("This way to pay is not offered."), status=400)
     current = order.payment
     switching = states.can_switch_provider(order.status) and (
         current is None or current.gateway != provider
@@ -51,7 +57,8 @@ async def payment_start(*, order: Order, provider: str, pressed_in: str | None =
     if attempt is None:
         raise PaymentNotStarted(
             _("This order can no longer be paid with %(provider)s. Please choose another way.")
-            % {"provider": PROVIDER_NAMES[provider]}
+            % {"provider": PROVIDER_NAMES[provider]},
+            status=409,
         )
     if switching and current is not None:
         closed = await _call(

@@ -57,12 +57,11 @@ async def order_pay(request: HtmxHttpRequest, biz: str) -> HttpResponse:
     pressed_in = panel_id_of(request.POST.get("panel"))  # a socket's panel, if it was one
     # One provider's button may omit its name (contract section 6): the first is meant.
     provider = request.POST.get("provider") or gateways.enabled()[0]
-    error = ""
+    error, status = "", 200
     try:
         order = await payment_start(order=order, provider=provider, pressed_in=pressed_in)
     except PaymentNotStarted as failed:
-        error = str(failed)
-    status = 503 if error else 200
+        error, status = str(failed), failed.status
     if request.htmx:
         # A retry from the error's panel names the same socket's panel: that page shows this one.
         answer = panel_render(order, error=error, panel_id=pressed_in or "")

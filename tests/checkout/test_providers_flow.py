@@ -113,7 +113,7 @@ def test_pay_shows_the_providers_code_and_pressing_it_again_is_the_same_payment(
 
 def test_a_provider_that_is_not_offered_is_refused_and_nobody_is_called(client, fakes):
     order = buy(client)
-    html = press(client, order, "sandbox", status=503)
+    html = press(client, order, "sandbox", status=400)
     assert 'data-status="unpaid"' in html and "not offered" in html
     assert now(order).status == OrderStatus.UNPAID and not Payment.objects.exists()
     assert [fakes.creates(name) for name in NAMES] == [0, 0, 0]
@@ -294,7 +294,7 @@ def test_a_provider_whose_trade_was_closed_is_not_asked_again_for_the_order(
         fakes.alipay.scan(order.biz)  # a trade Alipay knows, so the switch really closes it
     press(client, order, "stripe")
     creates = fakes.creates(provider)
-    html = press(client, order, provider, status=503)
+    html = press(client, order, provider, status=409)
     assert "can no longer be paid with" in html and 'data-status="pending"' in html
     assert fakes.creates(provider) == creates
     order = now(order)
