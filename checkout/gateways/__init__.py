@@ -15,10 +15,11 @@ from checkout.gateways.base import Gateway
 PROVIDERS = ("sandbox", "alipay", "wechatpay", "stripe")
 
 
-def enabled() -> list[str]:
+@functools.cache
+def enabled() -> tuple[str, ...]:
     """The enabled providers, in their configured order; ImproperlyConfigured for a list the shop
-    cannot serve."""
-    names = list(settings.PAYMENT_PROVIDERS)
+    cannot serve. Read once per process: every panel and notification asks."""
+    names = tuple(settings.PAYMENT_PROVIDERS)
     unknown = [name for name in names if name not in PROVIDERS]
     if unknown or not names or len(set(names)) != len(names):
         raise ImproperlyConfigured(
@@ -62,4 +63,5 @@ def check_configured() -> None:
 def settings_changed(*, setting: str, **kwargs) -> None:
     """Django's `setting_changed` signal (tests): gateways built from old settings are dropped."""
     if setting.split("_")[0] in {"PAYMENT", "SANDBOX", "ALIPAY", "WECHATPAY", "STRIPE"}:
+        enabled.cache_clear()
         get_gateway.cache_clear()

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from checkout.gateways import http, rsa
 from checkout.gateways.fields import BIZ, MAX_AMOUNT
+from checkout.gateways.config import key_file, required_settings
 from checkout.gateways.base import (
     GatewayError,
     GatewayThrottled,
@@ -67,24 +67,19 @@ class AlipayConfig:
 
     @classmethod
     def from_settings(cls) -> "AlipayConfig":
-        values = {}
-        for name in ("ALIPAY_APP_ID", "ALIPAY_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE"):
-            values[name] = getattr(settings, name, None)
-            if not values[name]:
-                raise ImproperlyConfigured(f"{name} is not set (Alipay is a listed provider)")
+        names = ("ALIPAY_APP_ID", "ALIPAY_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE")
+        values = required_settings("Alipay", *names)
+        # The keys are kept as text here and parsed by the gateway.
         return cls(
             app_id=values["ALIPAY_APP_ID"],
-            private_key_pem=_read(values["ALIPAY_PRIVATE_KEY_FILE"], "ALIPAY_PRIVATE_KEY_FILE"),
-            public_key_pem=_read(values["ALIPAY_PUBLIC_KEY_FILE"], "ALIPAY_PUBLIC_KEY_FILE"),
+            private_key_pem=key_file(
+                "ALIPAY_PRIVATE_KEY_FILE", values["ALIPAY_PRIVATE_KEY_FILE"], str
+            ),
+            public_key_pem=key_file(
+                "ALIPAY_PUBLIC_KEY_FILE", values["ALIPAY_PUBLIC_KEY_FILE"], str
+            ),
             gateway_url=getattr(settings, "ALIPAY_GATEWAY_URL", None) or DEFAULT_GATEWAY_URL,
         )
-
-
-def _read(path: str, name: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as error:
-        raise ImproperlyConfigured(f"{name}: cannot read {path}: {error.strerror}") from None
 
 
 class AlipayGateway:

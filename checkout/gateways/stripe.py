@@ -15,10 +15,10 @@ from typing import Any, Self
 import aiohttp
 import stripe
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from checkout.gateways import http, signed_header
 from checkout.gateways.fields import BIZ, MAX_AMOUNT, field
+from checkout.gateways.config import required_settings
 from checkout.gateways.base import (
     GatewayError,
     GatewayThrottled,
@@ -62,16 +62,13 @@ class StripeConfig:
 
     @classmethod
     def from_settings(cls) -> Self:
-        values = {}
-        for attribute, name in (
-            ("secret_key", "STRIPE_SECRET_KEY"),
-            ("webhook_secret", "STRIPE_WEBHOOK_SECRET"),
-        ):
-            values[attribute] = getattr(settings, name, None)
-            if not values[attribute]:
-                raise ImproperlyConfigured(f"{name} is not set (payment provider 'stripe')")
+        values = required_settings("Stripe", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
         api_url = getattr(settings, "STRIPE_API_URL", None) or DEFAULT_API_URL
-        return cls(**values, api_url=api_url.rstrip("/"))
+        return cls(
+            secret_key=values["STRIPE_SECRET_KEY"],
+            webhook_secret=values["STRIPE_WEBHOOK_SECRET"],
+            api_url=api_url.rstrip("/"),
+        )
 
     @property
     def livemode(self) -> bool:

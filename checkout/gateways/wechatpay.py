@@ -15,10 +15,9 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +30,7 @@ from yarl import URL
 
 from checkout.gateways import http, rsa
 from checkout.gateways.fields import MAX_AMOUNT
+from checkout.gateways.config import key_file, required_settings
 from checkout.gateways.base import (
     GatewayError,
     GatewayThrottled,
@@ -88,8 +88,8 @@ class WechatPayConfig:
     @classmethod
     def from_settings(cls) -> "WechatPayConfig":
         """Read the contract's WECHATPAY_* settings; ImproperlyConfigured names the first bad one."""
-        values = {}
-        for name in (
+        values = required_settings(
+            "WeChat Pay",
             "WECHATPAY_MCHID",
             "WECHATPAY_APPID",
             "WECHATPAY_APIV3_KEY",
@@ -97,11 +97,7 @@ class WechatPayConfig:
             "WECHATPAY_PRIVATE_KEY_FILE",
             "WECHATPAY_PUBLIC_KEY_ID",
             "WECHATPAY_PUBLIC_KEY_FILE",
-        ):
-            value = getattr(settings, name, "")
-            if not value:
-                raise ImproperlyConfigured(f"{name} is not set (WeChat Pay is enabled)")
-            values[name] = str(value)
+        )
         # An AES-256 key: a key of another length fails only at the first notification.
         if not APIV3_KEY.fullmatch(values["WECHATPAY_APIV3_KEY"]):
             raise ImproperlyConfigured("WECHATPAY_APIV3_KEY must be exactly 32 ASCII characters")
@@ -112,18 +108,15 @@ class WechatPayConfig:
             appid=values["WECHATPAY_APPID"],
             apiv3_key=values["WECHATPAY_APIV3_KEY"],
             cert_serial=values["WECHATPAY_CERT_SERIAL"],
-            private_key=_key_file("WECHATPAY_PRIVATE_KEY_FILE", values, rsa.private_key),
+            private_key=key_file(
+                "WECHATPAY_PRIVATE_KEY_FILE", values["WECHATPAY_PRIVATE_KEY_FILE"], rsa.private_key
+            ),
             public_key_id=values["WECHATPAY_PUBLIC_KEY_ID"],
-            public_key=_key_file("WECHATPAY_PUBLIC_KEY_FILE", values, rsa.public_key),
+            public_key=key_file(
+                "WECHATPAY_PUBLIC_KEY_FILE", values["WECHATPAY_PUBLIC_KEY_FILE"], rsa.public_key
+            ),
             api_url=getattr(settings, "WECHATPAY_API_URL", "") or DEFAULT_API_URL,
         )
-
-
-def _key_file[K](name: str, values: Mapping[str, str], load: Callable[[str], K]) -> K:
-    try:
-        return load(Path(values[name]).read_text())
-    except (OSError, ValueError) as error:
-        raise ImproperlyConfigured(f"{name}: {error}") from error
 
 
 def request_message(method: str, path: str, timestamp: int, nonce: str, body: bytes) -> bytes:
