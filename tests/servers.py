@@ -28,6 +28,27 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The payment providers' settings (contract section 6), which the fakes' env file holds too.
+PROVIDER_ENV = frozenset(
+    {
+        "PAYMENT_PROVIDERS",
+        "ALIPAY_APP_ID",
+        "ALIPAY_PRIVATE_KEY_FILE",
+        "ALIPAY_PUBLIC_KEY_FILE",
+        "ALIPAY_GATEWAY_URL",
+        "WECHATPAY_MCHID",
+        "WECHATPAY_APPID",
+        "WECHATPAY_APIV3_KEY",
+        "WECHATPAY_CERT_SERIAL",
+        "WECHATPAY_PRIVATE_KEY_FILE",
+        "WECHATPAY_PUBLIC_KEY_ID",
+        "WECHATPAY_PUBLIC_KEY_FILE",
+        "WECHATPAY_API_URL",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_API_URL",
+    }
+)
 # What the shop reads from the environment (shop/settings.py). None of it is inherited from the
 # test run (pytest sets DJANGO_SETTINGS_MODULE=tests.settings, a developer may export DATABASE_URL
 # or REDIS_URL): a server gets the embedded defaults plus exactly what its test asks for.
@@ -60,22 +81,6 @@ SHOP_ENV = frozenset(
         "RECONCILE_RATE",
         "RECONCILE_RATES",
         "RECONCILE_MAX_IN_FLIGHT",
-        "PAYMENT_PROVIDERS",
-        "ALIPAY_APP_ID",
-        "ALIPAY_PRIVATE_KEY_FILE",
-        "ALIPAY_PUBLIC_KEY_FILE",
-        "ALIPAY_GATEWAY_URL",
-        "WECHATPAY_MCHID",
-        "WECHATPAY_APPID",
-        "WECHATPAY_APIV3_KEY",
-        "WECHATPAY_CERT_SERIAL",
-        "WECHATPAY_PRIVATE_KEY_FILE",
-        "WECHATPAY_PUBLIC_KEY_ID",
-        "WECHATPAY_PUBLIC_KEY_FILE",
-        "WECHATPAY_API_URL",
-        "STRIPE_SECRET_KEY",
-        "STRIPE_WEBHOOK_SECRET",
-        "STRIPE_API_URL",
         "WATCH_INTERVAL",
         "PUSH_TIMEOUT",
         "WS_MAX_MESSAGE_BYTES",
@@ -92,6 +97,7 @@ SHOP_ENV = frozenset(
         "SECURE_HSTS_INCLUDE_SUBDOMAINS",
         "SECURE_HSTS_PRELOAD",
     }
+    | PROVIDER_ENV
 )
 
 _live: set[ShopServer] = set()

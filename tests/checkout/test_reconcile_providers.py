@@ -13,6 +13,7 @@ from django.utils import timezone
 from checkout import reconcile
 from checkout.models import Order, OrderStatus, Payment, PaymentStatus
 from checkout.services.payments import PaymentNotStarted, payment_start
+from tests.checkout.test_reconcile import due, past_its_time, run_once
 from tests.checkout import factories as f
 from tests.checkout.provider_fakes import Fakes, providers_served
 from tests.checkout.providers import NAMES
@@ -43,19 +44,6 @@ def pending_order(provider: str) -> Order:
     order = start(f.order(), provider)
     assert order.status == OrderStatus.PENDING and order.payment.gateway == provider
     return order
-
-
-def due(order: Order, **changes) -> None:
-    """Make the reconciler's next look at `order` due now."""
-    Order.objects.filter(pk=order.pk).update(reconcile_after=timezone.now(), **changes)
-
-
-def past_its_time(order: Order) -> None:
-    due(order, expires_at=timezone.now() - timedelta(seconds=1))
-
-
-def run_once() -> int:
-    return async_to_sync(reconcile.reconcile_once)()
 
 
 def outcomes(caplog, order: Order) -> list[str]:

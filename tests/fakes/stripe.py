@@ -407,23 +407,13 @@ class FakeStripe:
         return self._answer(session)
 
     async def _retrieve(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return error(401, "Invalid API Key provided")
-        if (limited := self._throttled()) is not None:
-            return limited
-        session = self.sessions.get(request.match_info["id"])
-        if session is None:
-            return _missing(request.match_info["id"])
-        return self._answer(session)
+        found = self._session(request)
+        return found if isinstance(found, web.Response) else self._answer(found)
 
     async def _expire(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return error(401, "Invalid API Key provided")
-        if (limited := self._throttled()) is not None:
-            return limited
-        session = self.sessions.get(request.match_info["id"])
-        if session is None:
-            return _missing(request.match_info["id"])
+        session = self._session(request)
+        if isinstance(session, web.Response):
+            return session
         if session["status"] != "open":
             return error(
                 400,
@@ -432,6 +422,16 @@ class FakeStripe:
         session["status"] = "expired"
         self.deliver_soon(session["id"], "checkout.session.expired")
         return self._answer(session)
+
+    def _session(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The session the request's path names, or Stripe's refusal: unauthorized, throttled,
+        or no such session."""
+        if not self._authorized(request):
+            return error(401, "Invalid API Key provided")
+        if (limited := self._throttled()) is not None:
+            return limited
+        session = self.sessions.get(request.match_info["id"])
+        return _missing(request.match_info["id"]) if session is None else session
 
 
 def _missing(session_id: str) -> web.Response:

@@ -35,28 +35,12 @@ from checkout.gateways.stripe import StripeConfig, StripeGateway
 from checkout.gateways.wechatpay import WechatPayConfig, WechatPayGateway
 from checkout.models import PaymentStatus
 from tests.fakes.process import Served, launch, serve
+from tests.servers import PROVIDER_ENV
 
 ALIPAY_ROUTE = "/payments/notify/alipay/"
 WECHATPAY_ROUTE = "/payments/notify/wechatpay/"
 STRIPE_ROUTE = "/payments/notify/stripe/"
-SETTINGS = {
-    "PAYMENT_PROVIDERS",
-    "ALIPAY_APP_ID",
-    "ALIPAY_PRIVATE_KEY_FILE",
-    "ALIPAY_PUBLIC_KEY_FILE",
-    "ALIPAY_GATEWAY_URL",
-    "WECHATPAY_MCHID",
-    "WECHATPAY_APPID",
-    "WECHATPAY_APIV3_KEY",
-    "WECHATPAY_CERT_SERIAL",
-    "WECHATPAY_PRIVATE_KEY_FILE",
-    "WECHATPAY_PUBLIC_KEY_ID",
-    "WECHATPAY_PUBLIC_KEY_FILE",
-    "WECHATPAY_API_URL",
-    "STRIPE_SECRET_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "STRIPE_API_URL",
-}
+SETTINGS = PROVIDER_ENV  # every one of the shop's provider settings
 PRIVATE_KEY_FILES = ("ALIPAY_PRIVATE_KEY_FILE", "WECHATPAY_PRIVATE_KEY_FILE")
 PUBLIC_KEY_FILES = ("ALIPAY_PUBLIC_KEY_FILE", "WECHATPAY_PUBLIC_KEY_FILE")
 
