@@ -140,13 +140,16 @@ def daphne(name: str, env: dict[str, str], logs: Path) -> Process:
     return Process(name, args, env, logs, port)
 
 
-def gunicorn(name: str, env: dict[str, str], logs: Path) -> Process:
+def gunicorn(name: str, env: dict[str, str], logs: Path, *, notified_at: str) -> Process:
+    """The old mode's server. The notification endpoint is a Channels consumer, which a WSGI
+    server does not serve: the payment system reaches the shop at `notified_at`, a daphne process
+    (the split Channels documents: plain HTTP under WSGI, what needs ASGI under daphne)."""
     port = free_port()
     env = {
         **env,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "PORT": str(port),
-        "SITE_URL": f"http://127.0.0.1:{port}",
+        "SITE_URL": notified_at,
     }
     args = [
         "-m", "gunicorn", "bench.wsgi:application", "-b", f"127.0.0.1:{port}",

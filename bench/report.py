@@ -55,14 +55,17 @@ PROFILE = "function by function: docs/profile-history.md, 'The stock stack (issu
 LEVERS = {
     "push_redis_p99": (
         "More cores: the design scales by adding server processes behind Redis, and at this CPU "
-        f"per notification two processes need two cores of their own. Less CPU per notification: "
-        f"{THREADS}; {PROFILE}."
+        "per notification two processes need two cores of their own. Less CPU per notification: "
+        "the endpoint already skips Django's handler (a Channels consumer, docs/design.md "
+        "'Notifications ahead of Django'); of the rest, the ORM's queries that apply the result "
+        f"are the largest share; {PROFILE}."
     ),
     "push_embedded_p99": (
-        "One process cannot do more than a core's worth: at this CPU per notification it is "
-        f"saturated at this rate, whatever the layer. {THREADS}. Channels documents "
-        "`InMemoryChannelLayer` as not for production (it also walks every channel and group on "
-        f"each send, django/channels#933); production runs channels_redis. {PROFILE}."
+        "One process cannot do more than a core's worth. Channels documents "
+        "`InMemoryChannelLayer` as not for production: it walks every channel and group on each "
+        "send and receive (django/channels#933), 14% of the process's CPU with 1,000 sockets "
+        "(docs/profile-history.md, 'A lever measured, then taken'); production runs "
+        f"channels_redis. {PROFILE}."
     ),
     "memory_1000": (
         "What daphne (Twisted + autobahn) and Channels' consumer stack keep per connection; "
@@ -71,8 +74,8 @@ LEVERS = {
         "second documented server if a run shows it pays."
     ),
     "cpu_per_checkout": (
-        "The documented split: plain HTTP (pages, Pay, notifications) under a WSGI server, only "
-        "the WebSockets under daphne (Channels' deployment docs), which skips the per-request "
+        "The documented split: plain HTTP (pages, Pay) under a WSGI server, the WebSockets and the "
+        "notification consumer under daphne (Channels' deployment docs), which skips the per-request "
         f"thread of the ASGI handler; {THREADS}; {PROFILE}."
     ),
     "ratio": (
@@ -733,7 +736,9 @@ def details(results: dict, then, rel: str, images: list[str]) -> list[str]:
         "exists, and sees the result, then starts over with a new order. **sync**: "
         "`bench/views.py:old_pay`, a view blocking on the sandbox's "
         f"`POST /sandbox/v1/payments/sync` under gunicorn with {GUNICORN_WORKERS} sync workers "
-        "(its shoppers learn their payment from the sandbox's table, one query every 50 ms). "
+        "(its shoppers learn their payment from the sandbox's table, one query every 50 ms; the "
+        "sandbox's notifications, which change nothing by then, go to a daphne process beside it, "
+        "counted with the shop: the notification endpoint is a Channels consumer). "
         f"**callback**: `POST /orders/<biz>/pay/` under {results['callback']['server']} on Redis, "
         "the result by notification (the sandbox's `sandbox_deliver` process) and socket, each "
         "request to the next server in turn. Shoppers arrive over "
@@ -826,7 +831,7 @@ def method() -> list[str]:
         "gets fresh shop servers, started as production starts them (`python -m daphne -b "
         "127.0.0.1 -p PORT shop.asgi:application`, settings from the environment, DEBUG off, "
         "plain HTTP on loopback; the old mode: `python -m gunicorn bench.wsgi:application -w "
-        f"{GUNICORN_WORKERS} --worker-class sync`). The payment system, the sandbox, runs as a "
+        f"{GUNICORN_WORKERS} --worker-class sync` and one daphne process for the notifications). The payment system, the sandbox, runs as a "
         "daphne process of its own and `python manage.py sandbox_deliver`, started once for the "
         "cells that need it. The herd's reconciler is `python manage.py reconcile` as "
         "deploy/supervisord.conf runs it, at its default pace, looking for due orders every "

@@ -312,18 +312,22 @@ class Bench:
         sandbox = self.sandbox()
         if mode == "sync":
             env = {**self.env, "PAYMENT_GATEWAY_URL": sandbox[0].url + "/sandbox/"}
-            shops = self.start(processes.gunicorn("gunicorn", env, self.logs))
+            notified = processes.daphne("daphne-notifications", env, self.logs)
+            served = processes.gunicorn("gunicorn", env, self.logs, notified_at=notified.url)
+            shops = self.start(served, notified)
+            bases = [served.url]  # the shoppers' requests; the payment system's go to `notified`
         else:
             shops = self.shop(
                 s.callback_servers, redis=bool(self.redis_url), sandbox=sandbox[0].url
             )
+            bases = [shop.url for shop in shops]
         seconds = s.ramp_seconds + s.warmup_seconds + s.windows * s.window_seconds
         try:
             result, samples = self.drive(
                 {
                     "scenario": "checkout",
                     "mode": mode,
-                    "bases": [shop.url for shop in shops],
+                    "bases": bases,
                     "sandbox": sandbox[0].url,
                     "shoppers": s.shoppers,
                     "think_seconds": s.think_seconds,
@@ -340,8 +344,8 @@ class Bench:
             self.stop(shops)
         [start] = [x for x in samples if x["name"] == "windows_start"]
         [end] = [x for x in samples if x["name"] == "windows_end"]
-        server = f"gunicorn, {processes.GUNICORN_WORKERS} sync workers" if mode == "sync" else ""
-        server = server or f"daphne x{len(shops)}"
+        sync = f"gunicorn, {processes.GUNICORN_WORKERS} sync workers, daphne for notifications"
+        server = sync if mode == "sync" else f"daphne x{len(shops)}"
         return {"mode": mode, "server": server, "windows": result["windows"], **spent(start, end)}
 
 

@@ -6,11 +6,11 @@ Not in the shop's URLs; `bench.urls` adds it for gunicorn only.
 import httpx
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from checkout.gateways.base import GatewayPayment
 from checkout.models import PaymentStatus
+from checkout.notify import notify_url
 from checkout.panels import panel_render
 from checkout.selectors import order_for_owner, order_with_payment
 from checkout.services.results import Source, result_apply
@@ -27,7 +27,7 @@ def old_pay(request: HttpRequest, biz: str) -> HttpResponse:
         "amount": order.amount,
         "currency": order.currency,
         "description": order.product.name,
-        "notify_url": settings.SITE_URL + reverse("checkout:notify", args=["sandbox"]),
+        "notify_url": notify_url("sandbox"),
         "expire_at": int(order.expires_at.timestamp()),
     }
     answer = httpx.post(

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from checkout.views import catalogue, gallery, notify, operators, orders
+from checkout.views import catalogue, gallery, operators, orders
 
 app_name = "checkout"
 
@@ -11,7 +11,6 @@ urlpatterns = [
     path("orders/", catalogue.order_new, name="order_new"),
     re_path(rf"^orders/{BIZ}/$", orders.order_page, name="order"),
     re_path(rf"^orders/{BIZ}/pay/$", orders.order_pay, name="order_pay"),
-    path("payments/notify/<slug:provider>/", notify.notify, name="notify"),
     path("gallery/", gallery.gallery, name="gallery"),
     path("healthz", operators.healthz, name="healthz"),
     path("metrics", operators.metrics, name="metrics"),

@@ -1,5 +1,5 @@
-"""The ASGI application for every server process: HTTP through Django, the status WebSocket
-through Channels (its docs' layout)."""
+"""The ASGI application for every server process: HTTP through Django but for the notification
+endpoint, which Channels serves ahead of it, as it serves the status WebSocket (its docs' layout)."""
 
 import os
 
@@ -13,20 +13,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from checkout import gateways  # noqa: E402
-from checkout.routing import websocket_urlpatterns  # noqa: E402
+from checkout import routing  # noqa: E402
 
 # A listed payment provider without its settings stops the server here, naming the variable.
 gateways.check_configured()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": URLRouter([*routing.urlpatterns, re_path(r"", django_asgi_app)]),
         # Channels' AllowedHostsOriginValidator checks the host alone; production wants the
         # scheme and port too (WS_ALLOWED_ORIGINS).
         "websocket": OriginValidator(
-            SessionMiddlewareStack(URLRouter(websocket_urlpatterns)), settings.WS_ALLOWED_ORIGINS
+            SessionMiddlewareStack(URLRouter(routing.websocket_urlpatterns)),
+            settings.WS_ALLOWED_ORIGINS,
         ),
     }
 )

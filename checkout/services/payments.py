@@ -5,13 +5,13 @@ from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from checkout import gateways, states
 from checkout.gateways.base import Gateway, GatewayError, PaymentRequest
 from checkout.models import Order, OrderStatus
+from checkout.notify import notify_url
 from checkout.panels import PROVIDER_NAMES
 from checkout.services.orders import order_provider_choose
 from checkout.services.results import Source, result_receive
@@ -78,7 +78,7 @@ async def payment_start(*, order: Order, provider: str, pressed_in: str | None =
         amount=order.amount,
         currency=order.currency,
         description=order.product.name,
-        notify_url=settings.SITE_URL + reverse("checkout:notify", args=[provider]),
+        notify_url=notify_url(provider),
         expire_at=order.expires_at,
         return_url=settings.SITE_URL + order.get_absolute_url(),
         attempt=attempt,

@@ -4,6 +4,7 @@ import json
 import secrets
 import time
 
+import httpx
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 
@@ -11,6 +12,9 @@ from checkout.models import Order, Payment, Product
 from checkout.services.orders import order_create
 from checkout.shoppers import SESSION_KEY
 from sandbox import signature
+from tests import asgi
+
+SANDBOX_ROUTE = "/payments/notify/sandbox/"
 
 
 def product(price: int = 1999, slug: str = "tea") -> Product:
@@ -97,3 +101,17 @@ def notice_body(
 def signed_headers(body: bytes, *, secret: str | None = None, at: int | None = None) -> dict:
     header = signature.sign(body, secret or settings.SANDBOX_NOTIFY_SECRET, at or int(time.time()))
     return {"Sandbox-Signature": header}
+
+
+def notify(body: bytes, **sign) -> httpx.Response:
+    """POST `body` to the sandbox's notification route, signed (`signed_headers`'s arguments)."""
+    return asgi.post(
+        SANDBOX_ROUTE, body, content_type="application/json", headers=signed_headers(body, **sign)
+    )
+
+
+async def anotify(body: bytes, **sign) -> httpx.Response:
+    """`notify` from a running event loop."""
+    return await asgi.apost(
+        SANDBOX_ROUTE, body, content_type="application/json", headers=signed_headers(body, **sign)
+    )

@@ -7,7 +7,7 @@ have recorded for an order, and notices signed exactly as the provider signs the
     alipay = providers["alipay"]
     payment_id = alipay.start(order)  # the order pending, with the payment Pay records
     notice = alipay.success(order)  # Notice(body, headers, content_type)
-    response = post(client, alipay, notice)
+    response = post(alipay, notice)
     alipay.assert_accepted(response)
 
 Setting the providers' settings through `settings` drops the gateways built from older ones
@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, generate_private_key
 
 from checkout.models import Order, OrderStatus, Payment
+from tests import asgi
 from tests.fakes import private_pem, public_pem, rsa_sign
 from tests.fakes.alipay import FakeAlipay, Trade as AlipayTrade, beijing
 from tests.fakes.stripe import FakeStripe
@@ -126,10 +127,9 @@ class Notice:
     content_type: str = JSON
 
 
-def post(client, provider: "Provider", notice: Notice, **extra):
-    """POST `notice` to `provider`'s route with Django's test client."""
-    return client.generic(
-        "POST",
+def post(provider: "Provider", notice: Notice, **extra):
+    """POST `notice` to `provider`'s route (`tests.asgi.post`'s keyword arguments)."""
+    return asgi.post(
         provider.route,
         notice.body,
         content_type=notice.content_type,
@@ -138,14 +138,10 @@ def post(client, provider: "Provider", notice: Notice, **extra):
     )
 
 
-async def apost(async_client, provider: "Provider", notice: Notice):
-    """`post`, with Django's async test client."""
-    return await async_client.generic(
-        "POST",
-        provider.route,
-        notice.body,
-        content_type=notice.content_type,
-        headers=notice.headers,
+async def apost(provider: "Provider", notice: Notice):
+    """`post` from a running event loop."""
+    return await asgi.apost(
+        provider.route, notice.body, content_type=notice.content_type, headers=notice.headers
     )
 
 
@@ -369,7 +365,7 @@ class AlipayProvider(Provider):
     def assert_accepted(self, response) -> None:
         # Alipay stops delivering on exactly these seven characters.
         assert (response.status_code, response.content) == (200, b"success"), response.content
-        assert response["Content-Type"].startswith("text/plain")
+        assert response.headers["Content-Type"].startswith("text/plain")
 
     def assert_refused(self, response) -> None:
         assert 400 <= response.status_code < 500, response.status_code
@@ -574,7 +570,7 @@ class WechatPayProvider(Provider):
 
     def assert_refused(self, response) -> None:
         assert 400 <= response.status_code < 500, response.status_code
-        assert response["Content-Type"].startswith("application/json")
+        assert response.headers["Content-Type"].startswith("application/json")
         answer = json.loads(response.content)
         assert answer["code"] == "FAIL" and isinstance(answer["message"], str), answer
 

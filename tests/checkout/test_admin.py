@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from checkout.models import Flag, Notification, Order, Payment
+from tests import asgi
 from tests.checkout import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -14,13 +15,7 @@ def paid_order(client):
     order = f.order()
     payment = f.payment(order)
     body = f.notice_body(order, pay_id=payment.payment_id)
-    response = client.post(
-        "/payments/notify/sandbox/",
-        data=body,
-        content_type="application/json",
-        headers=f.signed_headers(body),
-    )
-    assert response.status_code == 200
+    assert f.notify(body).status_code == 200
     return order, payment, Notification.objects.get(biz=order.biz)
 
 
@@ -89,7 +84,7 @@ def test_a_notification_shows_its_length_and_hash(admin_client, paid_order):
 
 def test_a_refused_notification_shows_what_was_kept_of_how_much(admin_client, client):
     body = b"{" + b"x" * 4999
-    assert client.post("/payments/notify/sandbox/", body, "application/json").status_code == 400
+    assert asgi.post(f.SANDBOX_ROUTE, body, content_type="application/json").status_code == 400
     refused = Notification.objects.get(verdict="bad_signature")
     page = change_page(admin_client, "notification", refused.pk)
     assert "The first 1024 of 5000 bytes: a refused request keeps no more." in page

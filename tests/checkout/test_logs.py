@@ -14,9 +14,10 @@ from checkout.services.payments import PaymentNotStarted, payment_start
 from sandbox.knobs import knobs_update
 from sandbox.payments import payment_decide
 from tests import fake_http
+from tests import asgi
 from tests.checkout import factories as f
 
-URL = "/payments/notify/sandbox/"
+URL = f.SANDBOX_ROUTE
 SECRETS = {
     "SANDBOX_NOTIFY_SECRET": "whsec_LOGTEST_notify_5f0c1e",
     "SANDBOX_API_KEY": "sk_LOGTEST_api_9a7d44",
@@ -42,11 +43,6 @@ def secrets(settings):
     return SECRETS
 
 
-def notify(client, body: bytes, **sign):
-    headers = f.signed_headers(body, **sign)
-    return client.post(URL, data=body, content_type="application/json", headers=headers)
-
-
 def everything_logged(caplog) -> str:
     # caplog.text is formatted with tracebacks; the records' args may hold more than the message.
     parts = [caplog.text]
@@ -66,14 +62,14 @@ def test_no_secret_reaches_the_logs(client, live_server, settings, secrets, logs
     order.refresh_from_db()
     payment_decide(payment_id=order.payment.payment_id, approve=True)
     body = f.notice_body(order, pay_id=order.payment.payment_id)
-    assert notify(client, body).status_code == 200
-    assert notify(client, body, secret="forged").status_code == 400
-    assert client.post(URL, data=b"{}", content_type="application/json").status_code == 400
+    assert f.notify(body).status_code == 200
+    assert f.notify(body, secret="forged").status_code == 400
+    assert asgi.post(URL, b"{}", content_type="application/json").status_code == 400
     # A notification that cannot be applied (logged with its traceback).
     other = f.order(status=OrderStatus.PENDING)
     with monkeypatch.context() as patch:
         patch.setattr(results, "result_apply", _broken)
-        assert notify(client, f.notice_body(other)).status_code == 500
+        assert f.notify(f.notice_body(other)).status_code == 500
     # Reconcile steps: an outage, then an answer.
     Order.objects.filter(pk=other.pk).update(reconcile_after=timezone.now(), provider="sandbox")
     with fake_http.answering(401) as down:
@@ -104,8 +100,8 @@ def test_each_notification_logs_one_structured_line(client, caplog):
     order = f.order(status=OrderStatus.PENDING)
     body = f.notice_body(order)
     with caplog.at_level(logging.INFO, logger="checkout"):
-        notify(client, body)
-        notify(client, body, secret="forged")
+        f.notify(body)
+        f.notify(body, secret="forged")
     lines = [r.getMessage() for r in caplog.records if r.name == "checkout.services.notifications"]
     assert len(lines) == 2
     accepted, forged = (dict(p.split("=", 1) for p in line.split()[1:]) for line in lines)

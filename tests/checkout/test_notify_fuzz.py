@@ -8,8 +8,8 @@ import json
 import time
 from collections.abc import Callable
 
+import httpx
 from django.conf import settings as django_settings
-from django.http import HttpResponse
 from hypothesis import given, strategies as st
 
 from checkout.models import Order, OrderStatus
@@ -180,7 +180,7 @@ def requests(draw, order: Order) -> Sent:
 
 
 class NotifyFuzzTest(FuzzTestCase):
-    def check(self, data, send: Callable[[str, Sent], HttpResponse]) -> None:
+    def check(self, data, send: Callable[[str, Sent], httpx.Response]) -> None:
         order = f.order(status=OrderStatus.PENDING)
         route = data.draw(st.sampled_from(ROUTES))
         sent = data.draw(requests(order))
@@ -197,8 +197,3 @@ class NotifyFuzzTest(FuzzTestCase):
     @given(st.data())
     def test_any_request_is_answered_stored_and_changes_nothing_unless_genuine(self, data):
         self.check(data, self.post)
-
-    @examples(50)
-    @given(st.data())
-    def test_the_same_holds_on_djangos_async_chain(self, data):
-        self.check(data, self.apost)

@@ -17,8 +17,6 @@ from tests.checkout import factories as f
 from tests.checkout.test_consumer import connect
 from tests.conftest import require
 
-NOTIFY = "/payments/notify/sandbox/"
-
 
 def sample(name: str, **labels) -> float:
     """A sample's current value, read from the shop's metric objects (no database query)."""
@@ -179,15 +177,8 @@ async def test_notifications_are_counted_by_verdict_and_outcome(async_client):
         "checkout_notifications_total", provider="sandbox", verdict="bad_signature", outcome="none"
     )
     body = f.notice_body(order)
-    await async_client.post(
-        NOTIFY, data=body, content_type="application/json", headers=f.signed_headers(body)
-    )
-    await async_client.post(
-        NOTIFY,
-        data=body,
-        content_type="application/json",
-        headers=f.signed_headers(body, secret="wrong"),
-    )
+    await f.anotify(body)
+    await f.anotify(body, secret="wrong")
     assert (
         sample(
             "checkout_notifications_total", provider="sandbox", verdict="accepted", outcome="paid"
@@ -211,9 +202,7 @@ async def test_open_sockets_and_result_to_push_latency_are_measured(async_client
     assert sample("checkout_open_sockets") == sockets + 1
 
     body = f.notice_body(order)
-    await async_client.post(
-        NOTIFY, data=body, content_type="application/json", headers=f.signed_headers(body)
-    )
+    await f.anotify(body)
     assert 'data-status="paid"' in await socket.receive_from()
     assert sample("checkout_result_push_seconds_count") == pushes + 1
 

@@ -13,6 +13,7 @@ from django.utils.html import escape
 
 from checkout import reconcile
 from checkout.models import Flag, Order, OrderStatus, Payment, PaymentStatus
+from tests import asgi
 from tests.checkout import factories as f
 from tests.checkout.provider_fakes import Fakes, providers_served
 from tests.checkout.providers import NAMES
@@ -58,17 +59,17 @@ def payments(order: Order) -> list[tuple[str, str]]:
     return list(order.payments.order_by("pk").values_list("gateway", "status"))
 
 
-def notify_stripe(client, fakes: Fakes, session_id: str, event: str) -> None:
+def notify_stripe(fakes: Fakes, session_id: str, event: str) -> None:
     headers, body = fakes.stripe.notice(session_id, event)
-    response = client.post(
+    response = asgi.post(
         "/payments/notify/stripe/", body, content_type="application/json", headers=headers
     )
     assert response.status_code == 200, response.content
 
 
-def notify_alipay(client, fakes: Fakes, order: Order) -> None:
+def notify_alipay(fakes: Fakes, order: Order) -> None:
     """Alipay's TRADE_SUCCESS notice for the order's trade, as it now stands."""
-    response = client.post(
+    response = asgi.post(
         "/payments/notify/alipay/", fakes.alipay.notice(order.biz), content_type=FORM
     )
     assert response.status_code == 200 and response.content == b"success", response.content
@@ -225,7 +226,7 @@ def test_a_success_of_the_alipay_code_switched_from_pays_the_order(client, fakes
     stripe_payment = now(order).payment
 
     fakes.alipay.pay(order.biz)  # the shopper scans the old code after all, and pays
-    notify_alipay(client, fakes, order)
+    notify_alipay(fakes, order)
 
     order = now(order)
     assert order.status == OrderStatus.PAID and order.paid_at is not None
@@ -250,12 +251,12 @@ def test_a_success_of_the_alipay_code_switched_from_after_stripe_paid_is_flagged
     press(client, order, "stripe")
     session_id = now(order).payment.payment_id
     fakes.stripe.complete(session_id)
-    notify_stripe(client, fakes, session_id, "checkout.session.completed")
+    notify_stripe(fakes, session_id, "checkout.session.completed")
     paid = now(order)
     assert paid.status == OrderStatus.PAID and not Flag.objects.exists()
 
     fakes.alipay.pay(order.biz)
-    notify_alipay(client, fakes, order)
+    notify_alipay(fakes, order)
 
     order = now(order)
     assert order.status == OrderStatus.PAID and order.paid_at == paid.paid_at
@@ -274,7 +275,7 @@ def test_a_report_other_than_success_of_a_payment_switched_from_changes_nothing(
     before = now(order)
     fakes.alipay.scan(order.biz).status = "TRADE_CLOSED"
 
-    notify_alipay(client, fakes, order)
+    notify_alipay(fakes, order)
 
     order = now(order)
     assert order.status == OrderStatus.PENDING and order.payment == before.payment

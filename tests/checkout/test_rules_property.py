@@ -64,13 +64,7 @@ class DeliveryRulesTest(TestCase):
                 result_apply(biz=order.biz, payment=truth, provider="sandbox")
             else:
                 body = bodies[step]
-                response = self.client.post(
-                    "/payments/notify/sandbox/",
-                    data=body,
-                    content_type="application/json",
-                    headers=f.signed_headers(body),
-                )
-                self.assertEqual(response.status_code, 200)
+                self.assertEqual(f.notify(body).status_code, 200)
             status = Order.objects.get(pk=order.pk).status
             if seen_paid:
                 self.assertEqual(status, OrderStatus.PAID, "paid is final")
