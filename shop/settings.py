@@ -5,6 +5,7 @@ Without configuration the shop runs as production and refuses to start without i
 layer, the sandbox payment system mounted under /sandbox/ (`make run` sets it).
 """
 
+import math
 import os
 from pathlib import Path
 
@@ -25,6 +26,38 @@ def env_bool(name: str, default: bool) -> bool:
 def env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated variable as a list, empty items dropped."""
     return [item for item in os.environ.get(name, default).split(",") if item]
+
+
+def finite(text: str, kind: type[int] | type[float] = float) -> int | float | None:
+    """`text` as a finite number of `kind`, or None."""
+    try:
+        number = kind(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def env_number(name: str, default: str, kind: type[int] | type[float] = int) -> int | float:
+    """A numeric variable: refused, named, when it is not a number of its kind."""
+    value = os.environ.get(name, default)
+    number = finite(value, kind)
+    if number is None:
+        what = "a whole number" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {what}, not {value!r}.")
+    return number
+
+
+def env_rates(name: str) -> dict[str, float]:
+    """A number per payment provider, "alipay=10,stripe=25": refused, named, when an item is not
+    a name, "=" and a number."""
+    rates = {}
+    for item in env_list(name):
+        provider, _, rate = (part.strip() for part in item.partition("="))
+        number = finite(rate)
+        if not provider or number is None:
+            raise ImproperlyConfigured(f"{name} items are provider=number, not {item!r}.")
+        rates[provider] = number
+    return rates
 
 
 def env_required(name: str, dev_default: str, *, shortest: int = 16) -> str:
@@ -53,7 +86,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is false.")
 
-PORT = int(os.environ.get("PORT", "8000"))
+PORT = env_number("PORT", "8000")
 # Where the payment system can reach the shop (the notify_url), and the sandbox's own address.
 SITE_URL = os.environ.get("SITE_URL", f"http://{HOST}:{PORT}").rstrip("/")
 
@@ -125,7 +158,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": 1,
-            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "8")),
+            "max_size": env_number("DATABASE_POOL_SIZE", "8"),
             "timeout": 20,
         },
     }
@@ -196,7 +229,7 @@ CSRF_COOKIE_HTTPONLY = False
 HTTPS = env_bool("HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 # Preloading into browsers is hard to undo: a shop opts in, and `check --deploy` does not nag.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -259,14 +292,14 @@ SANDBOX_NOTIFY_SECRETS_OLD = env_list("SANDBOX_NOTIFY_SECRETS_OLD")
 PAYMENT_GATEWAY_PROXY = os.environ.get("PAYMENT_GATEWAY_PROXY") or None
 # How long the shop waits for the payment system when it starts or queries a payment (a start
 # sent again on a new connection included: checkout.gateways.sandbox).
-PAYMENT_GATEWAY_TIMEOUT = float(os.environ.get("PAYMENT_GATEWAY_TIMEOUT", "10"))
-ORDER_PAYMENT_TTL = int(os.environ.get("ORDER_PAYMENT_TTL", "900"))
+PAYMENT_GATEWAY_TIMEOUT = env_number("PAYMENT_GATEWAY_TIMEOUT", "10", float)
+ORDER_PAYMENT_TTL = env_number("ORDER_PAYMENT_TTL", "900")
 # Multiplies the sandbox's retry schedule (15 s, 15 s, 30 s, 3 min, ...); tests make it tiny.
-SANDBOX_RETRY_SCALE = float(os.environ.get("SANDBOX_RETRY_SCALE", "1"))
+SANDBOX_RETRY_SCALE = env_number("SANDBOX_RETRY_SCALE", "1", float)
 # Seconds the sandbox's API waits before it answers each call (0): on loopback it answers in
 # milliseconds, a real payment system's API across the internet in 0.1-0.5 s. For benchmarks and
 # tests of the shop against a payment system that slow; the wait holds no thread.
-SANDBOX_API_LATENCY = float(os.environ.get("SANDBOX_API_LATENCY", "0"))
+SANDBOX_API_LATENCY = env_number("SANDBOX_API_LATENCY", "0", float)
 
 LOGGING = {
     "version": 1,
@@ -285,21 +318,18 @@ LOGGING = {
 
 # A pending payment with no notification for this long is queried from the payment system, and
 # again at this interval until it is settled or expires.
-RECONCILE_QUERY_AFTER = int(os.environ.get("RECONCILE_QUERY_AFTER", "60"))
+RECONCILE_QUERY_AFTER = env_number("RECONCILE_QUERY_AFTER", "60")
 # How often the reconciler wakes up to look for due orders.
-RECONCILE_INTERVAL = float(os.environ.get("RECONCILE_INTERVAL", "5"))
+RECONCILE_INTERVAL = env_number("RECONCILE_INTERVAL", "5", float)
 # The reconciler's calls per payment system: at most this many orders' queries started a second
 # (0: no limit), and at most this many waiting for their answers at once.
-RECONCILE_RATE = float(os.environ.get("RECONCILE_RATE", "20"))
+RECONCILE_RATE = env_number("RECONCILE_RATE", "20", float)
 # Per provider, where it differs: "alipay=10,stripe=25".
-RECONCILE_RATES = {
-    name: float(rate)
-    for name, _, rate in (item.partition("=") for item in env_list("RECONCILE_RATES"))
-}
-RECONCILE_MAX_IN_FLIGHT = int(os.environ.get("RECONCILE_MAX_IN_FLIGHT", "10"))
+RECONCILE_RATES = env_rates("RECONCILE_RATES")
+RECONCILE_MAX_IN_FLIGHT = env_number("RECONCILE_MAX_IN_FLIGHT", "10")
 # Every this many seconds each server process checks, in one query, whether any order watched by
 # one of its sockets changed without the socket hearing of it (a push the channel layer dropped).
-WATCH_INTERVAL = float(os.environ.get("WATCH_INTERVAL", "10"))
+WATCH_INTERVAL = env_number("WATCH_INTERVAL", "10", float)
 
 # /metrics answers requests from these addresses, or carrying `Authorization: Bearer <token>` when
 # METRICS_TOKEN is set; anyone else gets 403 (see README "Operating it").
@@ -312,15 +342,15 @@ WS_ALLOWED_ORIGINS = env_origins("WS_ALLOWED_ORIGINS")
 # sockets each server process lets open (checkout/caps.py; 0: no limit): per shopper's session (a
 # few tabs, two sockets each while one reconnects), per order, per client address (a ceiling for
 # the thousands of shoppers behind one carrier-grade NAT), and in all (~40 KiB each: BENCHMARKS.md).
-WS_MAX_MESSAGE_BYTES = int(os.environ.get("WS_MAX_MESSAGE_BYTES", "4096"))
-WS_MAX_PER_SESSION = int(os.environ.get("WS_MAX_PER_SESSION", "20"))
-WS_MAX_PER_ORDER = int(os.environ.get("WS_MAX_PER_ORDER", "10"))
-WS_MAX_PER_CLIENT = int(os.environ.get("WS_MAX_PER_CLIENT", "5000"))
-WS_MAX_SOCKETS = int(os.environ.get("WS_MAX_SOCKETS", "20000"))
+WS_MAX_MESSAGE_BYTES = env_number("WS_MAX_MESSAGE_BYTES", "4096")
+WS_MAX_PER_SESSION = env_number("WS_MAX_PER_SESSION", "20")
+WS_MAX_PER_ORDER = env_number("WS_MAX_PER_ORDER", "10")
+WS_MAX_PER_CLIENT = env_number("WS_MAX_PER_CLIENT", "5000")
+WS_MAX_SOCKETS = env_number("WS_MAX_SOCKETS", "20000")
 # Behind a reverse proxy: trust its X-Forwarded-Proto for the scheme (daphne's `--proxy-headers`
 # takes the client address from X-Forwarded-For: deploy/supervisord.conf).
 PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
 if PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # A push is best effort; it never holds up the answer to the payment system for longer than this.
-PUSH_TIMEOUT = float(os.environ.get("PUSH_TIMEOUT", "2"))
+PUSH_TIMEOUT = env_number("PUSH_TIMEOUT", "2", float)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from shop.settings import env_rates
 from tests.realtime.shopper import buy
 from tests.realtime.streams import next_status, open_stream
 from tests.servers import ROOT, SHOP_ENV, daphne_command, daphne_server, free_port
@@ -61,6 +62,39 @@ def test_a_weak_secret_is_refused_naming_it(name, weak):
     result = check(**{**SECRETS, name: weak})
     assert result.returncode != 0
     assert f"{name} is too weak for production" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("WS_MAX_PER_SESSION", "twenty", "WS_MAX_PER_SESSION must be a whole number, not 'twenty'"),
+        ("ORDER_PAYMENT_TTL", "15m", "ORDER_PAYMENT_TTL must be a whole number, not '15m'"),
+        ("PUSH_TIMEOUT", "nan", "PUSH_TIMEOUT must be a number, not 'nan'"),
+        ("RECONCILE_RATE", "", "RECONCILE_RATE must be a number, not ''"),
+        (
+            "RECONCILE_RATES",
+            "alipay=10,stripe",
+            "RECONCILE_RATES items are provider=number, not 'stripe'",
+        ),
+        ("RECONCILE_RATES", "=5", "RECONCILE_RATES items are provider=number, not '=5'"),
+        (
+            "RECONCILE_RATES",
+            "alipay=fast",
+            "RECONCILE_RATES items are provider=number, not 'alipay=fast'",
+        ),
+    ],
+)
+def test_a_setting_that_is_not_a_number_is_refused_naming_it(name, value, said):
+    result = check(**{**SECRETS, name: value})
+    assert result.returncode != 0
+    assert said in result.stderr
+
+
+def test_numbers_per_provider_are_read(monkeypatch):
+    monkeypatch.setenv("RECONCILE_RATES", "alipay=10, stripe = 2.5")
+    assert env_rates("RECONCILE_RATES") == {"alipay": 10.0, "stripe": 2.5}
+    monkeypatch.setenv("RECONCILE_RATES", "")
+    assert env_rates("RECONCILE_RATES") == {}
 
 
 def test_a_server_started_with_no_configuration_refuses_to_start_naming_the_secret():
