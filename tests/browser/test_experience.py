@@ -12,8 +12,10 @@ import re
 import shutil
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import Page, expect
 
+from checkout.gallery import SAMPLES
 from tests.browser.conftest import ARTIFACTS, Servers, Shoppers
 from tests.browser.test_checkout import ORDER_PATH, RESULT_TIMEOUT_MS, decide, wait_for_stream
 from tests.servers import ROOT, ShopServer
@@ -189,7 +191,7 @@ def test_the_gallery_shows_every_panel_in_both_languages_for_designers(
     page = shoppers.new(shop_server.url)  # the test server runs with DEBUG on
     page.goto("/gallery/")
     panels = page.locator(".gallery-panel #payment-status")
-    expect(panels).to_have_count(20)  # 10 samples x 2 languages
+    expect(panels).to_have_count(len(SAMPLES) * len(settings.LANGUAGES))
     expect(page.locator(".gallery-panel .connection").first).to_be_visible()
     expect(page.get_by_text("templates/checkout/panels/pending.html").first).to_be_visible()
     page.set_viewport_size({"width": 1100, "height": 900})
