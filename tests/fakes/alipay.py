@@ -330,6 +330,8 @@ class FakeAlipay:
                 qr_code=f"{self.base}/qr/{quote(out_trade_no, safe='')}",
                 time_expire=biz["time_expire"],
             )
+        elif trade.status == "TRADE_CLOSED":  # a closed out_trade_no is never open again
+            return {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_HAS_CLOSE"}
         elif trade.status != "WAIT_BUYER_PAY":
             return {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_HAS_SUCCESS"}
         return {

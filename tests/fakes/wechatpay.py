@@ -367,6 +367,8 @@ class FakeWechatPay:
             )
         elif trade.trade_state in ("SUCCESS", "REFUND"):
             return self._error(403, "ORDERPAID", "该订单已支付")
+        elif trade.trade_state == "CLOSED":  # a closed out_trade_no is never open again
+            return self._error(400, "ORDERCLOSED", "订单已关闭")
         elif (trade.total, trade.description) != (total, data["description"]):
             return self._error(400, "INVALID_REQUEST", "201 商户订单号重复")
         return self._answer(200, {"code_url": trade.code_url})

@@ -216,6 +216,18 @@ async def test_close_a_scanned_trade_closes_it(gateway, fake):
     assert [r["method"] for r in fake.requests[-2:]] == ["alipay.trade.close", "alipay.trade.query"]
 
 
+async def test_a_closed_trade_is_never_started_again(gateway, fake):
+    """Alipay refuses a closed out_trade_no (ACQ.TRADE_HAS_CLOSE): the shop offers another
+    provider instead of asking (`Gateway.starts_after_close`)."""
+    request = payment_request()
+    await gateway.start(request)
+    fake.scan(request.biz)
+    await gateway.close(payment_id=f"alipay:{request.biz}")
+    assert gateway.starts_after_close is False
+    with pytest.raises(GatewayError, match="ACQ.TRADE_HAS_CLOSE"):
+        await gateway.start(request)
+
+
 async def test_close_a_trade_paid_meanwhile_reports_it_paid(gateway, fake):
     biz = await started(gateway, fake)
     fake.pay(biz)

@@ -192,6 +192,17 @@ async def test_close_closes_an_unpaid_payment(fake, gateway):
     ]
 
 
+async def test_a_closed_payment_is_never_started_again(fake, gateway):
+    """WeChat Pay refuses a closed out_trade_no (ORDERCLOSED): the shop offers another provider
+    instead of asking (`Gateway.starts_after_close`)."""
+    request = order()
+    started = await gateway.start(request)
+    await gateway.close(payment_id=started.payment_id)
+    assert gateway.starts_after_close is False
+    with pytest.raises(GatewayError, match="ORDERCLOSED"):
+        await gateway.start(request)
+
+
 async def test_close_of_a_payment_paid_first_reports_it_paid(fake, gateway):
     request = order()
     started = await gateway.start(request)
