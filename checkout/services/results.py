@@ -113,11 +113,13 @@ def _apply_locked(
         if problem:
             _flag(order, problem, f"{payment.payment_id}: {payment}")
             return Applied(order.biz, problem, order=order)
-        # Pay's answer makes its payment the current one; so does a report that comes before it
-        # (a notification overtaking Pay's answer), if it is of the provider Pay was pressed for
-        # (an order from before providers were recorded has none).
-        adopted = order.payment_id is None and order.provider in ("", provider)
-        if source == Source.START or adopted:
+        # Pay's answer makes its payment the current one, and so does a report that comes before
+        # it (a notification overtaking Pay's answer), if it is of the provider Pay was last
+        # pressed for (an order from before providers were recorded has none). An answer
+        # overtaken by a Pay pressed for another provider leaves a pending payment that is not
+        # the current one: a leftover, which the reconciler closes.
+        pressed = order.provider in ("", provider)
+        if pressed and (source == Source.START or order.payment_id is None):
             switched = order.payment_id != row.pk
             order.payment, order.provider = row, provider
         # A payment the shopper switched from counts only if it took the money.

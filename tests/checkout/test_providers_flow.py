@@ -13,6 +13,8 @@ from django.utils.html import escape
 
 from checkout import reconcile
 from checkout.models import Flag, Order, OrderStatus, Payment, PaymentStatus
+from checkout.services import payments as pay_service, results
+from checkout.services.results import Applied
 from tests import asgi
 from tests.checkout import factories as f
 from tests.checkout.provider_fakes import Fakes, providers_served
@@ -170,6 +172,34 @@ def test_a_payment_found_paid_when_it_is_closed_for_a_switch_pays_the_order_and_
     assert payments(order) == [(first, "succeeded")]
     assert fakes.creates(then) == 0, f"{then} was asked for a payment of a paid order"
     assert not Flag.objects.exists()
+
+
+def test_a_pay_answer_overtaken_by_a_press_for_another_provider_is_left_over(
+    client, fakes, monkeypatch
+):
+    """Alipay pressed and its answer slow; Stripe pressed meanwhile and answered. Alipay's answer,
+    applied last, does not take the order back to a way the shopper left: Stripe's payment stays
+    the current one, the Alipay code a pending payment beside it."""
+    order = buy(client)
+    late = []
+
+    async def held(**answer) -> Applied:  # Alipay answered; the answer not yet applied
+        late.append(answer)
+        return Applied(answer["biz"], "held")
+
+    monkeypatch.setattr(pay_service, "result_receive", held)
+    press(client, order, "alipay")
+    monkeypatch.setattr(pay_service, "result_receive", results.result_receive)
+    press(client, order, "stripe")
+
+    (answer,) = late
+    assert async_to_sync(results.result_receive)(**answer).outcome == "unchanged"
+    order = now(order)
+    assert order.status == OrderStatus.PENDING and order.provider == "stripe"
+    assert order.payment.gateway == "stripe"
+    # Recorded when its answer came, last; as after a switch, the code stays payable until the
+    # order's time is up (a leftover).
+    assert payments(order) == [("stripe", "pending"), ("alipay", "pending")]
 
 
 def test_switching_back_to_stripe_opens_a_new_session_with_another_idempotency_key(client, fakes):
