@@ -117,7 +117,7 @@ def _apply_locked(
         # it (a notification overtaking Pay's answer), if it is of the provider Pay was last
         # pressed for (an order from before providers were recorded has none). An answer
         # overtaken by a Pay pressed for another provider leaves a pending payment that is not
-        # the current one: a leftover, which the reconciler closes.
+        # the current one, as a switch does (a leftover: `checkout.reconcile`).
         pressed = order.provider in ("", provider)
         if pressed and (source == Source.START or order.payment_id is None):
             switched = order.payment_id != row.pk

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def paid_order(client):
+def paid_order():
     order = f.order()
     payment = f.payment(order)
     body = f.notice_body(order, pay_id=payment.payment_id)
@@ -82,7 +82,7 @@ def test_a_notification_shows_its_length_and_hash(admin_client, paid_order):
     assert "a refused request keeps no more" not in page  # accepted: the whole body
 
 
-def test_a_refused_notification_shows_what_was_kept_of_how_much(admin_client, client):
+def test_a_refused_notification_shows_what_was_kept_of_how_much(admin_client):
     body = b"{" + b"x" * 4999
     assert asgi.post(f.SANDBOX_ROUTE, body, content_type="application/json").status_code == 400
     refused = Notification.objects.get(verdict="bad_signature")

@@ -14,7 +14,6 @@ from django.db import connections
 from checkout.models import Notification, Order, OrderStatus, Payment
 from checkout.panels import PanelState
 from checkout.services import results
-
 from tests import fake_http
 from tests.checkout import factories as f
 

@@ -13,8 +13,7 @@ from checkout.services import results
 from checkout.services.payments import PaymentNotStarted, payment_start
 from sandbox.knobs import knobs_update
 from sandbox.payments import payment_decide
-from tests import fake_http
-from tests import asgi
+from tests import asgi, fake_http
 from tests.checkout import factories as f
 
 URL = f.SANDBOX_ROUTE
@@ -52,7 +51,7 @@ def everything_logged(caplog) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_secret_reaches_the_logs(client, live_server, settings, secrets, logs, monkeypatch):
+def test_no_secret_reaches_the_logs(live_server, settings, secrets, logs, monkeypatch):
     settings.PAYMENT_GATEWAY_URL = live_server.url + "/sandbox/"
     settings.SITE_URL = live_server.url
     knobs_update({"drop": True})
@@ -96,7 +95,7 @@ def _broken(**kwargs):
 
 
 @pytest.mark.django_db
-def test_each_notification_logs_one_structured_line(client, caplog):
+def test_each_notification_logs_one_structured_line(caplog):
     order = f.order(status=OrderStatus.PENDING)
     body = f.notice_body(order)
     with caplog.at_level(logging.INFO, logger="checkout"):

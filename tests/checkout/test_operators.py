@@ -168,7 +168,7 @@ def test_metrics_without_a_token_setting_refuse_any_bearer(client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_notifications_are_counted_by_verdict_and_outcome(async_client):
+async def test_notifications_are_counted_by_verdict_and_outcome():
     order = await sync_to_async(f.order)(status=OrderStatus.PENDING)
     paid = sample(
         "checkout_notifications_total", provider="sandbox", verdict="accepted", outcome="paid"
@@ -191,7 +191,7 @@ async def test_notifications_are_counted_by_verdict_and_outcome(async_client):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_open_sockets_and_result_to_push_latency_are_measured(async_client):
+async def test_open_sockets_and_result_to_push_latency_are_measured():
     session = await sync_to_async(f.shopper_session)()
     order = await sync_to_async(f.order)(session, status=OrderStatus.PENDING)
     sockets = sample("checkout_open_sockets")

@@ -138,7 +138,7 @@ def test_each_provider_has_the_contracts_route(settings):
 
 
 @pytest.mark.django_db
-def test_a_provider_that_is_not_enabled_is_404_and_stores_nothing(client, settings, provider):
+def test_a_provider_that_is_not_enabled_is_404_and_stores_nothing(settings, provider):
     """Configured, but not listed in PAYMENT_PROVIDERS: its route does not exist."""
     order = pending(provider)
     notice = provider.success(order)
@@ -154,7 +154,7 @@ def test_a_provider_that_is_not_enabled_is_404_and_stores_nothing(client, settin
 
 
 @pytest.mark.django_db
-def test_each_enabled_provider_answers_on_its_own_route(client, settings, tmp_path):
+def test_each_enabled_provider_answers_on_its_own_route(settings, tmp_path):
     """With all three listed, each route verifies with its own provider's keys: a notice genuine
     for one is refused on the others' routes."""
     providers = enable(settings, tmp_path, *NAMES)
@@ -178,7 +178,7 @@ def test_each_enabled_provider_answers_on_its_own_route(client, settings, tmp_pa
 
 
 @pytest.mark.django_db
-def test_a_genuine_success_pays_the_pending_order_and_is_stored_accepted(client, provider):
+def test_a_genuine_success_pays_the_pending_order_and_is_stored_accepted(provider):
     order = pending(provider)
     payment_id = provider.payment_id(order)
     notice = provider.success(order)
@@ -202,7 +202,7 @@ def test_a_genuine_success_pays_the_pending_order_and_is_stored_accepted(client,
 
 
 @pytest.mark.django_db
-def test_the_same_notice_twice_changes_the_order_once(client, provider):
+def test_the_same_notice_twice_changes_the_order_once(provider):
     order = pending(provider)
     notice = provider.success(order)
 
@@ -221,7 +221,7 @@ def test_the_same_notice_twice_changes_the_order_once(client, provider):
 
 
 @pytest.mark.django_db
-def test_a_success_before_pays_answer_pays_and_records_the_payment(client, provider):
+def test_a_success_before_pays_answer_pays_and_records_the_payment(provider):
     """The notice can come before Pay's answer is recorded: the payment is made known by it."""
     order = f.order(status=OrderStatus.PENDING)
     provider.open(order)
@@ -241,9 +241,7 @@ def test_a_success_before_pays_answer_pays_and_records_the_payment(client, provi
         (OrderStatus.FAILED, Flag.Kind.PAID_AFTER_FAILURE),
     ],
 )
-def test_a_success_for_an_order_no_longer_waiting_pays_it_and_is_flagged(
-    client, provider, status, flag
-):
+def test_a_success_for_an_order_no_longer_waiting_pays_it_and_is_flagged(provider, status, flag):
     """The shopper's money was taken: the order is paid, and a person looks at it."""
     order = pending(provider)
     Order.objects.filter(pk=order.pk).update(status=status)
@@ -259,7 +257,7 @@ def test_a_success_for_an_order_no_longer_waiting_pays_it_and_is_flagged(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("late", ["WAIT_BUYER_PAY", "TRADE_FINISHED"])
-def test_alipay_a_late_notice_after_success_changes_nothing(client, alipay, late):
+def test_alipay_a_late_notice_after_success_changes_nothing(alipay, late):
     """An older WAIT_BUYER_PAY delivered late, or TRADE_FINISHED (no refund possible any more: the
     same "paid" again) after TRADE_SUCCESS: acknowledged, no change, no flag."""
     order = pending(alipay)
@@ -277,7 +275,7 @@ def test_alipay_a_late_notice_after_success_changes_nothing(client, alipay, late
 
 
 @pytest.mark.django_db
-def test_alipay_trade_finished_pays_a_pending_order(client, alipay):
+def test_alipay_trade_finished_pays_a_pending_order(alipay):
     order = pending(alipay)
     alipay.assert_accepted(post(alipay, alipay.notice(order, "TRADE_FINISHED")))
     assert fresh(order).status == OrderStatus.PAID
@@ -285,7 +283,7 @@ def test_alipay_trade_finished_pays_a_pending_order(client, alipay):
 
 
 @pytest.mark.django_db
-def test_alipay_trade_closed_on_a_paid_trade_is_a_refund_flagged_never_an_unpaying(client, alipay):
+def test_alipay_trade_closed_on_a_paid_trade_is_a_refund_flagged_never_an_unpaying(alipay):
     order = pending(alipay)
     alipay.assert_accepted(post(alipay, alipay.notice(order, "TRADE_SUCCESS")))
     paid = fresh(order)
@@ -307,7 +305,7 @@ def test_alipay_trade_closed_on_a_paid_trade_is_a_refund_flagged_never_an_unpayi
 
 
 @pytest.mark.django_db
-def test_alipay_trade_closed_on_an_unpaid_trade_ends_the_order(client, alipay):
+def test_alipay_trade_closed_on_an_unpaid_trade_ends_the_order(alipay):
     order = pending(alipay)
     alipay.assert_accepted(post(alipay, alipay.notice(order, "TRADE_CLOSED")))
     assert fresh(order).status == OrderStatus.EXPIRED
@@ -320,7 +318,7 @@ def test_alipay_trade_closed_on_an_unpaid_trade_ends_the_order(client, alipay):
 
 
 @pytest.mark.django_db
-def test_stripe_expired_after_completed_never_unpays(client, stripe):
+def test_stripe_expired_after_completed_never_unpays(stripe):
     order = pending(stripe)
     stripe.assert_accepted(post(stripe, stripe.notice(order, COMPLETED)))
     paid = fresh(order)
@@ -340,7 +338,7 @@ def test_stripe_expired_after_completed_never_unpays(client, stripe):
 
 
 @pytest.mark.django_db
-def test_stripe_completed_unpaid_waits_then_async_payment_succeeded_pays(client, stripe):
+def test_stripe_completed_unpaid_waits_then_async_payment_succeeded_pays(stripe):
     """A delayed payment method: the session completes unpaid, and the money comes later."""
     order = pending(stripe)
     stripe.assert_accepted(post(stripe, stripe.notice(order, COMPLETED, paid=False)))
@@ -360,7 +358,7 @@ def test_stripe_completed_unpaid_waits_then_async_payment_succeeded_pays(client,
 
 
 @pytest.mark.django_db
-def test_stripe_completed_unpaid_then_async_payment_failed_fails_the_order(client, stripe):
+def test_stripe_completed_unpaid_then_async_payment_failed_fails_the_order(stripe):
     order = pending(stripe)
     stripe.assert_accepted(post(stripe, stripe.notice(order, COMPLETED, paid=False)))
     stripe.assert_accepted(post(stripe, stripe.notice(order, ASYNC_FAILED)))
@@ -371,7 +369,7 @@ def test_stripe_completed_unpaid_then_async_payment_failed_fails_the_order(clien
 
 
 @pytest.mark.django_db
-def test_stripe_a_late_completed_unpaid_after_async_success_changes_nothing(client, stripe):
+def test_stripe_a_late_completed_unpaid_after_async_success_changes_nothing(stripe):
     """Stripe does not promise its events in order: the earlier event arriving last."""
     order = pending(stripe)
     early = stripe.notice(order, COMPLETED, paid=False)
@@ -385,7 +383,7 @@ def test_stripe_a_late_completed_unpaid_after_async_success_changes_nothing(clie
 
 
 @pytest.mark.django_db
-def test_stripe_expired_ends_a_pending_order(client, stripe):
+def test_stripe_expired_ends_a_pending_order(stripe):
     order = pending(stripe)
     stripe.assert_accepted(post(stripe, stripe.notice(order, EXPIRED)))
     assert fresh(order).status == OrderStatus.EXPIRED
@@ -394,7 +392,7 @@ def test_stripe_expired_ends_a_pending_order(client, stripe):
 
 
 @pytest.mark.django_db
-def test_wechatpay_a_redelivery_signed_anew_is_a_duplicate(client, wechatpay):
+def test_wechatpay_a_redelivery_signed_anew_is_a_duplicate(wechatpay):
     """WeChat Pay signs each attempt with the time it is sent: the same event, new headers."""
     order = pending(wechatpay)
     notice = wechatpay.success(order)
@@ -413,7 +411,7 @@ def test_wechatpay_a_redelivery_signed_anew_is_a_duplicate(client, wechatpay):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("provider", "forgery"), cases(FORGERIES), indirect=["provider"])
-def test_a_forged_notice_is_refused_stored_and_changes_nothing(client, provider, forgery):
+def test_a_forged_notice_is_refused_stored_and_changes_nothing(provider, forgery):
     notice, verdict = provider.forgery(pending(provider), forgery)
 
     record = assert_refused_and_kept(provider, notice, verdict)
@@ -423,7 +421,7 @@ def test_a_forged_notice_is_refused_stored_and_changes_nothing(client, provider,
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("skew", [-290, 290])
-def test_a_notice_signed_within_300_seconds_either_way_is_accepted(client, provider, skew):
+def test_a_notice_signed_within_300_seconds_either_way_is_accepted(provider, skew):
     """The other side of the forgeries' old and future timestamps."""
     order = pending(provider)
     at = datetime.now(UTC) + timedelta(seconds=skew)
@@ -439,7 +437,7 @@ def test_a_notice_signed_within_300_seconds_either_way_is_accepted(client, provi
 
 
 @pytest.mark.django_db
-def test_a_stripe_test_mode_event_to_a_live_mode_shop_is_refused(client, stripe, settings):
+def test_a_stripe_test_mode_event_to_a_live_mode_shop_is_refused(stripe, settings):
     """A live secret key takes live events only: a test-mode payment is no money."""
     settings.STRIPE_SECRET_KEY = "sk_live_" + "a" * 99
     order = pending(stripe)
@@ -451,7 +449,7 @@ def test_a_stripe_test_mode_event_to_a_live_mode_shop_is_refused(client, stripe,
 
 
 @pytest.mark.django_db
-def test_a_refused_body_keeps_its_first_kib_its_length_and_its_hash(client, provider):
+def test_a_refused_body_keeps_its_first_kib_its_length_and_its_hash(provider):
     """Anyone can send refused requests, as many as they like: each keeps 1 KiB of its body."""
     notice = provider.padded(pending(provider), 8 * 1024, genuine=False)
     assert len(notice.body) == 8 * 1024
@@ -459,7 +457,7 @@ def test_a_refused_body_keeps_its_first_kib_its_length_and_its_hash(client, prov
 
 
 @pytest.mark.django_db
-def test_a_genuine_padded_notice_is_kept_whole(client, provider):
+def test_a_genuine_padded_notice_is_kept_whole(provider):
     order = pending(provider)
     notice = provider.padded(order, 8 * 1024)
     provider.assert_accepted(post(provider, notice))
@@ -483,7 +481,7 @@ def test_a_genuine_padded_notice_is_kept_whole(client, provider):
     ],
     indirect=["provider"],
 )
-def test_a_success_for_another_amount_never_pays_and_is_flagged(client, provider, change):
+def test_a_success_for_another_amount_never_pays_and_is_flagged(provider, change):
     """Genuine, so acknowledged (a retry cannot change it), and kept for a person."""
     order = pending(provider)
     provider.assert_accepted(post(provider, provider.wrong_amount(order, change)))
@@ -502,9 +500,7 @@ def test_a_success_for_another_amount_never_pays_and_is_flagged(client, provider
 
 
 @pytest.mark.django_db
-def test_a_notice_about_an_order_the_shop_does_not_have_is_recorded_and_acknowledged(
-    client, provider
-):
+def test_a_notice_about_an_order_the_shop_does_not_have_is_recorded_and_acknowledged(provider):
     """Well signed, about no order of ours: a retry cannot make it known, so success."""
     unrelated = pending(provider)
     nobody = ghost()
@@ -531,14 +527,14 @@ def test_a_notice_about_an_order_the_shop_does_not_have_is_recorded_and_acknowle
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("provider", "case"), cases(MALFORMED), indirect=["provider"])
-def test_a_malformed_body_is_refused_stored_and_changes_nothing(client, provider, case):
+def test_a_malformed_body_is_refused_stored_and_changes_nothing(provider, case):
     notice, verdict = provider.malformed(pending(provider), case)
     assert_refused_and_kept(provider, notice, verdict)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("size", [MAX_BODY_BYTES + 1, 4 * MAX_BODY_BYTES])
-def test_a_body_over_64_kib_is_refused_stored_and_changes_nothing(client, provider, size):
+def test_a_body_over_64_kib_is_refused_stored_and_changes_nothing(provider, size):
     """Even genuinely signed: the shop reads 64 KiB and one byte, and stops."""
     notice = provider.padded(pending(provider), size)
     assert len(notice.body) == size
@@ -547,9 +543,7 @@ def test_a_body_over_64_kib_is_refused_stored_and_changes_nothing(client, provid
 
 
 @pytest.mark.django_db
-def test_a_genuine_notice_of_exactly_64_kib_is_accepted_where_the_provider_allows_it(
-    client, provider
-):
+def test_a_genuine_notice_of_exactly_64_kib_is_accepted_where_the_provider_allows_it(provider):
     """64 KiB is the shop's limit; Alipay's notices are never over 16 KiB, so its adapter stops
     there (malformed), the others take the whole 64 KiB."""
     order = pending(provider)
@@ -615,7 +609,7 @@ async def test_a_genuine_success_is_applied_from_an_async_caller(provider):
 
 @pytest.mark.django_db
 def test_a_success_from_a_provider_switched_from_after_the_order_was_paid_is_flagged_paid_twice(
-    client, settings, tmp_path
+    settings, tmp_path
 ):
     """The shopper scanned Alipay's code, then paid with WeChat Pay, then paid Alipay's code too:
     the order is paid once, and flagged so that a person refunds one of the payments."""
@@ -644,7 +638,7 @@ def test_a_success_from_a_provider_switched_from_after_the_order_was_paid_is_fla
 
 
 @pytest.mark.django_db
-def test_a_stripe_session_of_another_order_never_pays_this_one(client, stripe):
+def test_a_stripe_session_of_another_order_never_pays_this_one(stripe):
     """Well signed, but the session is another order's: flagged, neither order paid."""
     order, other = pending(stripe), pending(stripe)
     body = json.loads(stripe.event(other))
@@ -657,7 +651,7 @@ def test_a_stripe_session_of_another_order_never_pays_this_one(client, stripe):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_genuine_stripe_event_with_a_long_id_is_stored_and_applied(client, stripe, postgres):
+def test_a_genuine_stripe_event_with_a_long_id_is_stored_and_applied(stripe, postgres):
     """PostgreSQL enforces the column's length (SQLite would store the id whole)."""
     order = pending(stripe)
     body = json.loads(stripe.event(order))
