@@ -45,12 +45,6 @@ HEADLINE = [
 ]  # fmt: skip
 
 # For each target: the public levers and upstream tickets that would close a miss.
-THREADS = (
-    "Django's ASGI handler runs each request in its own `ThreadSensitiveContext`, so asgiref "
-    "starts a thread for every request that touches sync code (sync middleware, the ORM): "
-    "django/asgiref#306 (keep the executors) and #458 track that cost upstream; Django's async "
-    "docs ('Async views') say every synchronous middleware costs a thread hop under ASGI"
-)
 PROFILE = "function by function: docs/profile-history.md, 'The stock stack (issue 31)'"
 LEVERS = {
     "push_redis_p99": (
@@ -74,9 +68,14 @@ LEVERS = {
         "second documented server if a run shows it pays."
     ),
     "cpu_per_checkout": (
-        "The documented split: plain HTTP (pages, Pay) under a WSGI server, the WebSockets and the "
-        "notification consumer under daphne (Channels' deployment docs), which skips the per-request "
-        f"thread of the ASGI handler; {THREADS}; {PROFILE}."
+        "Pages and Pay go through Django's ASGI handler: a thread per request (asgiref's "
+        "`ThreadSensitiveContext`: django/asgiref#306 and #458 track that cost upstream) and two "
+        "thread hops for each of Django's synchronous middleware, which have no async versions "
+        "(Django's async docs, 'Performance'). The documented split (plain HTTP under a WSGI "
+        "server, Channels' deployment docs) would take the page's share, not Pay's: Pay waits on "
+        "the payment system without a worker, which a WSGI worker cannot do. A sync-only "
+        "middleware listed last runs the chain in one switch (measured 10% less CPU per "
+        f"checkout, not taken: docs/profile-history.md); {PROFILE}."
     ),
     "ratio": (
         "The callback mode is bound by the machine's cores (CPU per checkout by process, "
