@@ -100,6 +100,12 @@ SHOP_ENV = frozenset(
     | PROVIDER_ENV
 )
 
+
+def clean_env() -> dict[str, str]:
+    """This process's environment with none of the shop's settings in it (SHOP_ENV)."""
+    return {key: value for key, value in os.environ.items() if key not in SHOP_ENV}
+
+
 _live: set[ShopServer] = set()
 
 
@@ -221,7 +227,7 @@ class ShopServer:
         return self.process is not None and self.process.poll() is None
 
     def _environment(self, overrides: Mapping[str, str | None]) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in SHOP_ENV}
+        env = clean_env()
         env.update(
             {
                 "DEBUG": "1",

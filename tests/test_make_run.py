@@ -17,7 +17,7 @@ import psutil
 from tests.conftest import require
 from tests.realtime.shopper import approve, buy, pay
 from tests.realtime.streams import SESSION_COOKIE, next_status, open_stream, status_becomes
-from tests.servers import ROOT, SHOP_ENV, free_port, kill_all, sqlite_url
+from tests.servers import ROOT, clean_env, free_port, kill_all, sqlite_url
 
 PROCFILE_COMMANDS = ("runserver", "reconcile", "sandbox_deliver")
 
@@ -65,8 +65,8 @@ def test_make_run_takes_a_payment_and_ctrl_c_stops_all_its_processes(tmp_path):
     # What a developer's shell would have: no settings of the test run, no outer make's flags.
     env = {
         key: value
-        for key, value in os.environ.items()
-        if key not in SHOP_ENV and key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
+        for key, value in clean_env().items()
+        if key not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
     }
     env |= {
         "HOST": "127.0.0.1",

@@ -3,7 +3,6 @@ naming the one missing, and once they are given it mounts no sandbox, shows no d
 opens the status stream only to its own pages."""
 
 import asyncio
-import os
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from shop.settings import env_rates
 from tests.realtime.shopper import buy
 from tests.realtime.streams import next_status, open_stream
-from tests.servers import ROOT, SHOP_ENV, daphne_command, daphne_server, free_port
+from tests.servers import ROOT, clean_env, daphne_command, daphne_server, free_port
 
 SECRETS = {
     "SECRET_KEY": "a-production-secret-key-of-fifty-characters-or-more-0123456789",
@@ -28,11 +27,20 @@ SECRETS = {
 
 def check(**env: str) -> subprocess.CompletedProcess:
     """`manage.py check` with nothing of the shop's environment but `env`."""
-    clean = {k: v for k, v in os.environ.items() if k not in SHOP_ENV}
+    return run(["manage.py", "check"], DJANGO_SETTINGS_MODULE="shop.settings", **env)
+
+
+def start(**env: str) -> subprocess.CompletedProcess:
+    """A daphne server started with nothing of the shop's environment but `env`, expected to
+    refuse to start (it would serve until the timeout)."""
+    return run(daphne_command(free_port()), **env)
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, *args],
         cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "shop.settings", **env},
+        env={**clean_env(), **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -98,16 +106,7 @@ def test_numbers_per_provider_are_read(monkeypatch):
 
 
 def test_a_server_started_with_no_configuration_refuses_to_start_naming_the_secret():
-    clean = {k: v for k, v in os.environ.items() if k not in SHOP_ENV}
-    port = free_port()
-    result = subprocess.run(
-        [sys.executable, *daphne_command(port)],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = start()
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is false" in result.stderr
 

@@ -1,40 +1,11 @@
 """A listed payment provider whose settings are missing or unusable is a start-up error naming the
 variable (contract section 6): `manage.py check` reports it, and a server refuses to start."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tests.checkout.providers import key
 from tests.fakes import private_pem, public_pem
-from tests.servers import ROOT, SHOP_ENV, daphne_command, free_port
-from tests.shop.test_fail_closed import SECRETS
-
-# Whatever of the providers' settings the test run's environment holds is not the test's.
-PROVIDER_ENV = ("PAYMENT_PROVIDERS", "ALIPAY_", "WECHATPAY_", "STRIPE_", "SANDBOX_")
-
-
-def clean_env() -> dict[str, str]:
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name not in SHOP_ENV and not name.startswith(PROVIDER_ENV)
-    }
-
-
-def shop_check(**env: str) -> subprocess.CompletedProcess:
-    """`manage.py check` with nothing of the shop's environment, providers' included, but `env`
-    (as tests/shop/test_fail_closed.py's `check`)."""
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={**clean_env(), "DJANGO_SETTINGS_MODULE": "shop.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.shop.test_fail_closed import SECRETS, check, start
 
 
 def alipay_keys(tmp_path) -> dict[str, str]:
@@ -49,7 +20,7 @@ def alipay_keys(tmp_path) -> dict[str, str]:
 
 
 def test_a_listed_provider_without_its_settings_is_a_check_error_naming_the_first_missing():
-    result = shop_check(DEBUG="1", PAYMENT_PROVIDERS="sandbox,alipay")
+    result = check(DEBUG="1", PAYMENT_PROVIDERS="sandbox,alipay")
     assert result.returncode != 0
     assert "checkout.E002" in result.stderr and "ALIPAY_APP_ID" in result.stderr
 
@@ -61,27 +32,20 @@ def test_an_unusable_key_file_is_named(tmp_path, problem):
         given["ALIPAY_PRIVATE_KEY_FILE"] = str(tmp_path / "missing.pem")
     else:
         (tmp_path / "app.pem").write_text("not a key\n")
-    result = shop_check(DEBUG="1", PAYMENT_PROVIDERS="sandbox,alipay", **given)
+    result = check(DEBUG="1", PAYMENT_PROVIDERS="sandbox,alipay", **given)
     assert result.returncode != 0, "the shop would start, and fail at the first Alipay Pay"
     assert "checkout.E002" in result.stderr and "ALIPAY_PRIVATE_KEY_FILE" in result.stderr
 
 
 def test_an_unknown_provider_is_named(tmp_path):
-    result = shop_check(DEBUG="1", PAYMENT_PROVIDERS="sandbox,paypal")
+    result = check(DEBUG="1", PAYMENT_PROVIDERS="sandbox,paypal")
     assert result.returncode != 0
     assert "checkout.E001" in result.stderr and "PAYMENT_PROVIDERS" in result.stderr
     assert "paypal" in result.stderr
 
 
 def test_a_server_refuses_to_start_naming_the_missing_setting():
-    result = subprocess.run(
-        [sys.executable, *daphne_command(free_port())],
-        cwd=ROOT,
-        env={**clean_env(), "DEBUG": "1", "PAYMENT_PROVIDERS": "sandbox,alipay"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = start(DEBUG="1", PAYMENT_PROVIDERS="sandbox,alipay")
     assert result.returncode != 0
     assert "ALIPAY_APP_ID is not set" in result.stderr
 
@@ -90,9 +54,9 @@ def test_production_with_stripe_alone_needs_stripes_settings_and_no_sandbox_secr
     production = {k: v for k, v in SECRETS.items() if not k.startswith("SANDBOX_")}
     stripe = {"PAYMENT_PROVIDERS": "stripe", "STRIPE_SECRET_KEY": "sk_live_" + "x" * 24}
 
-    missing = shop_check(**production, **stripe)
+    missing = check(**production, **stripe)
     assert missing.returncode != 0
     assert "STRIPE_WEBHOOK_SECRET" in missing.stderr and "SANDBOX_" not in missing.stderr
 
-    given = shop_check(**production, **stripe, STRIPE_WEBHOOK_SECRET="whsec_" + "y" * 32)
+    given = check(**production, **stripe, STRIPE_WEBHOOK_SECRET="whsec_" + "y" * 32)
     assert given.returncode == 0, given.stderr
