@@ -40,11 +40,27 @@ class Provider:
     steps: Callable[[dict[str, str], bytes], dict[str, Callable[[], object]]]
 
 
+def signed_json_steps(
+    name: str, secrets: list[str]
+) -> Callable[[dict[str, str], bytes], dict[str, Callable[[], object]]]:
+    """The steps of a `t=...,v1=...` HMAC header (`name`) over a JSON body: the sandbox's and
+    Stripe's."""
+    from checkout.gateways import signed_header
+
+    def steps(headers: dict[str, str], body: bytes) -> dict[str, Callable[[], object]]:
+        header = headers[name]
+        return {
+            "signature": lambda: signed_header.verify(header, body, secrets, now=now()),
+            "parse": lambda: json.loads(body),
+        }
+
+    return steps
+
+
 def sandbox() -> Provider:
     from django.conf import settings
 
     from bench import fixtures
-    from checkout.gateways import signed_header
     from checkout.gateways.sandbox import HEADER, SandboxGateway
 
     secrets = [settings.SANDBOX_NOTIFY_SECRET, *settings.SANDBOX_NOTIFY_SECRETS_OLD]
@@ -53,20 +69,13 @@ def sandbox() -> Provider:
         body = fixtures.notice(uuid.uuid4().hex, "pay_" + uuid.uuid4().hex[:24])
         return fixtures.signed(body), body
 
-    def steps(headers: dict[str, str], body: bytes) -> dict[str, Callable[[], object]]:
-        header = headers[HEADER]
-        return {
-            "signature": lambda: signed_header.verify(header, body, secrets, now=now()),
-            "parse": lambda: json.loads(body),
-        }
-
     return Provider(
         "sandbox",
         "sandbox",
         f"HMAC-SHA256 over `t.body` ({len(secrets)} secret), JSON",
         SandboxGateway(),
         notice,
-        steps,
+        signed_json_steps(HEADER, secrets),
     )
 
 
@@ -176,7 +185,6 @@ def wechatpay() -> Provider:
 
 
 def stripe() -> Provider:
-    from checkout.gateways import signed_header
     from checkout.gateways.stripe import HEADER, StripeConfig, StripeGateway
     from tests.fakes.stripe import FakeStripe
 
@@ -195,20 +203,13 @@ def stripe() -> Provider:
         fake.complete(session["id"])
         return fake.notice(session["id"], "checkout.session.completed")
 
-    def steps(headers: dict[str, str], body: bytes) -> dict[str, Callable[[], object]]:
-        header, secrets = headers[HEADER], [config.webhook_secret]
-        return {
-            "signature": lambda: signed_header.verify(header, body, secrets, now=now()),
-            "parse": lambda: json.loads(body),
-        }
-
     return Provider(
         "stripe",
         "Stripe",
         "HMAC-SHA256 over `t.body` (`Stripe-Signature`), the JSON event",
         StripeGateway(config),
         notice,
-        steps,
+        signed_json_steps(HEADER, [config.webhook_secret]),
     )
 
 
